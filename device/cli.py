@@ -1,0 +1,326 @@
+"""`faced` command line: a thin layer over the library (config, imaging, vision pipeline).
+
+Global options come before the command. Every command that prints results has --json. Exit status: 0 on
+success, 1 on a handled error (one line on standard error), 2 on bad usage.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import Config, load_config
+from .errors import FacedError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faced", description="On-device face recognition appliance.")
+    parser.add_argument("--config", metavar="FILE", help="TOML config file (default: $FACED_CONFIG)")
+    parser.add_argument("--db", metavar="PATH", help="SQLite database file (default: $FACED_DB or config)")
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--version", action="version", version=f"faced {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    run = commands.add_parser("run", help="run the daemon (HTTP API on 127.0.0.1:8080 by default)")
+    run.add_argument("--host", help="API address (default 127.0.0.1; $FACED_API_HOST)")
+    run.add_argument("--port", type=int, help="API port (default 8080; $FACED_API_PORT)")
+    run.set_defaults(handler=cmd_run)
+
+    detect = commands.add_parser("detect", help="find faces: boxes, landmarks, scores")
+    detect.add_argument("images", nargs="+", metavar="IMAGE")
+    detect.add_argument("--json", action="store_true", help="one JSON object per line per image")
+    detect.add_argument("--draw", metavar="OUT.png", help="write the image with boxes and landmarks drawn")
+    detect.set_defaults(handler=cmd_detect)
+
+    compare = commands.add_parser("compare", help="compare the main faces of two images (1:1)")
+    compare.add_argument("image_a", metavar="A")
+    compare.add_argument("image_b", metavar="B")
+    compare.add_argument("--json", action="store_true")
+    compare.set_defaults(handler=cmd_compare)
+
+    models = commands.add_parser("models", help="shipped model variants: list, verify")
+    models_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
+    models_commands.required = True
+    for action, helptext, handler in (
+        ("list", "each variant's precision, fidelity and whether it is the default", cmd_models_list),
+        ("verify", "check every shipped file's sha256 and load it", cmd_models_verify),
+    ):
+        sub = models_commands.add_parser(action, help=helptext)
+        sub.add_argument("--json", action="store_true")
+        sub.set_defaults(handler=handler)
+
+    doctor = commands.add_parser("doctor", help="check runtime, SQLite loader and models")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(handler=cmd_doctor)
+
+    bench = commands.add_parser("bench", help="measure per-stage latency, frames/s and memory")
+    from .bench import add_arguments as add_bench_arguments
+
+    add_bench_arguments(bench)
+    bench.set_defaults(handler=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        overrides = {"store.db": args.db} if args.db else {}
+        config = load_config(args.config, overrides=overrides)
+        return args.handler(args, config) or EXIT_OK
+    except FacedError as exc:
+        print(f"faced: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_ERROR
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _pipeline(config: Config):
+    from .vision.pipeline import Pipeline
+
+    return Pipeline(config)
+
+
+def _limits(config: Config):
+    from .imaging import ImageLimits
+
+    return ImageLimits(max_bytes=config.images.max_bytes, max_pixels=config.images.max_pixels)
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, ensure_ascii=False), flush=True)
+
+
+# ----------------------------------------------------------------------------------------------- run
+def cmd_run(args, config: Config) -> int:
+    from .service import Service
+
+    if args.host:
+        config.api.host = args.host
+    if args.port is not None:
+        config.api.port = args.port
+    Service(config).run()
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------------------------------- detect
+def cmd_detect(args, config: Config) -> int:
+    from .imaging import read_image_file
+
+    pipeline = _pipeline(config)
+    limits = _limits(config)
+    failed = 0
+    for index, path in enumerate(args.images):
+        try:
+            image = read_image_file(path, limits)
+            faces = pipeline.detect(image)
+        except FacedError as exc:
+            failed += 1
+            if args.json:
+                _print_json({"image": path, "error": exc.to_dict()})
+            else:
+                print(f"{path}: error {exc.code}: {exc.message}", file=sys.stderr)
+            continue
+        if args.json:
+            _print_json({"image": path, "faces": [face.to_dict() for face in faces]})
+        else:
+            _print_faces_table(path, faces)
+        if args.draw:
+            _draw(image, faces, _draw_path(args.draw, index, len(args.images)))
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _print_faces_table(path: str, faces) -> None:
+    print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+    if faces:
+        print(f"  {'#':>2}  {'x':>7} {'y':>7} {'w':>7} {'h':>7}  {'score':>5}  landmarks (x,y)")
+    for number, face in enumerate(faces, 1):
+        x, y, w, h = face.box
+        marks = " ".join(f"{mx:.0f},{my:.0f}" for mx, my in face.landmarks)
+        print(f"  {number:>2}  {x:7.1f} {y:7.1f} {w:7.1f} {h:7.1f}  {face.score:5.3f}  {marks}")
+
+
+def _draw_path(target: str, index: int, count: int) -> Path:
+    path = Path(target)
+    return path if count == 1 else path.with_name(f"{path.stem}_{index + 1}{path.suffix or '.png'}")
+
+
+def _draw(image, faces, path: Path) -> None:
+    import cv2
+
+    canvas = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    thickness = max(1, round(max(canvas.shape[:2]) / 500))
+    colours = [(0, 0, 255), (0, 255, 255), (255, 0, 255), (0, 255, 0), (255, 128, 0)]
+    for face in faces:
+        x, y, w, h = (int(round(v)) for v in face.box)
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 200, 0), thickness)
+        cv2.putText(canvas, f"{face.score:.2f}", (x, max(0, y - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4 * thickness, (0, 200, 0), thickness)
+        for (mx, my), colour in zip(face.landmarks, colours):
+            cv2.circle(canvas, (int(round(mx)), int(round(my))), thickness + 1, colour, -1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), canvas):
+        raise FacedError(f"cannot write {path} (use a .png or .jpg name)", "OUTPUT_ERROR")
+
+
+# ------------------------------------------------------------------------------------------- compare
+def cmd_compare(args, config: Config) -> int:
+    from .imaging import read_image_file
+
+    pipeline = _pipeline(config)
+    limits = _limits(config)
+    faces = []
+    for path in (args.image_a, args.image_b):
+        try:
+            faces.append(pipeline.main_face(read_image_file(path, limits)))
+        except FacedError as exc:
+            raise type(exc)(f"{path}: {exc.message}", exc.code) from None
+    result = pipeline.compare_faces(*faces)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        verdict = "same person" if result.same else "different people"
+        print(f"{verdict}: score {result.score:.3f} (threshold {result.threshold}), cosine {result.cosine:.4f}")
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------------------------------- models
+def _variant_rows(config: Config) -> list[dict]:
+    from .vision.manifest import Manifest
+
+    manifest = Manifest(config.vision.models_dir or None)
+    configured = {"yunet": config.detector.precision, "sface": config.embedder.precision}
+    rows = []
+    for name in manifest.models():
+        chosen = configured.get(name) or manifest.default_precision(name)
+        for variant in manifest.variants(name):
+            rows.append({
+                "model": name,
+                "precision": variant.precision,
+                "shipped": variant.shipped,
+                "passes": variant.passes,
+                "selected": variant.precision == chosen,
+                "file": variant.path.name if variant.shipped else None,
+                "bytes": variant.info.get("bytes"),
+                "fidelity": variant.fidelity,
+                "_variant": variant,
+            })
+    return rows
+
+
+def _fidelity_text(fidelity: dict) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fidelity.items())
+
+
+def cmd_models_list(args, config: Config) -> int:
+    rows = _variant_rows(config)
+    if args.json:
+        _print_json([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows])
+        return EXIT_OK
+    print(f"{'model':<16} {'precision':<9} {'state':<11} {'size':>8}  fidelity")
+    for row in rows:
+        state = ("selected" if row["selected"] else "shipped") if row["shipped"] else "not shipped"
+        if not row["passes"]:
+            state += " (fails bar)" if row["shipped"] else ""
+        size = f"{row['bytes'] / 1e6:.1f}MB" if row["bytes"] else "-"
+        print(f"{row['model']:<16} {row['precision']:<9} {state:<11} {size:>8}  {_fidelity_text(row['fidelity'])}")
+    return EXIT_OK
+
+
+def cmd_models_verify(args, config: Config) -> int:
+    from .vision.manifest import verify_file
+    from .vision.runtime import TFLiteModel
+
+    results, failed = [], 0
+    for row in _variant_rows(config):
+        if not row["shipped"]:
+            continue
+        variant = row["_variant"]
+        try:
+            verify_file(variant)
+            TFLiteModel(variant, threads=1)
+            status = "ok"
+        except FacedError as exc:
+            failed += 1
+            status = exc.message
+        results.append({"model": row["model"], "precision": row["precision"], "file": row["file"],
+                         "ok": status == "ok", "message": status})
+    if args.json:
+        _print_json(results)
+    else:
+        for item in results:
+            print(f"{item['model']:<16} {item['precision']:<9} {item['file']:<36} {item['message']}")
+    if failed:
+        print(f"faced: MODEL_ERROR: {failed} model file(s) failed verification", file=sys.stderr)
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+# -------------------------------------------------------------------------------------------- doctor
+def cmd_doctor(args, config: Config) -> int:
+    checks: list[dict] = []
+
+    def check(name: str, fn) -> None:
+        try:
+            checks.append({"check": name, "ok": True, "detail": fn()})
+        except Exception as exc:  # doctor reports every failure instead of stopping at the first
+            checks.append({"check": name, "ok": False, "detail": f"{type(exc).__name__}: {exc}"})
+
+    check("python", lambda: f"{platform.python_version()} on {platform.machine()} ({platform.system()})")
+    check("tflite runtime", _doctor_runtime)
+    check("sqlite", _doctor_sqlite)
+    check("models", lambda: _doctor_models(config))
+    check("config", lambda: f"db {config.db_path}, API {config.api.host}:{config.api.port}, "
+                            f"MQTT {'configured' if config.mqtt.url else 'off (events stay in the outbox)'}")
+    ok = all(item["ok"] for item in checks)
+    if args.json:
+        _print_json({"ok": ok, "checks": checks})
+    else:
+        for item in checks:
+            print(f"{'ok  ' if item['ok'] else 'FAIL'} {item['check']:<15} {item['detail']}")
+    return EXIT_OK if ok else EXIT_ERROR
+
+
+def _doctor_runtime() -> str:
+    from .vision.runtime import RUNTIME_NAME, runtime_version
+
+    if RUNTIME_NAME == "none":
+        raise RuntimeError("no TFLite runtime installed (pip install ai-edge-litert)")
+    return f"{RUNTIME_NAME} {runtime_version()} (XNNPACK)"
+
+
+def _doctor_sqlite() -> str:
+    from .store.sqlite import describe
+
+    info = describe()
+    return f"{info['loader']}, SQLite {info['sqlite']}, sqlite-vec {info['sqlite_vec']}"
+
+
+def _doctor_models(config: Config) -> str:
+    from .vision.manifest import verify_file
+
+    rows = [row for row in _variant_rows(config) if row["shipped"]]
+    for row in rows:
+        verify_file(row["_variant"])
+    selected = ", ".join(f"{row['model']} {row['precision']}" for row in rows if row["selected"])
+    return f"{len(rows)} files verified (sha256); in use: {selected}"
+
+
+# --------------------------------------------------------------------------------------------- bench
+def cmd_bench(args, config: Config) -> int:
+    from .bench import run as run_bench
+
+    return run_bench(args, config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

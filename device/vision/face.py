@@ -1,0 +1,45 @@
+"""The Face record: one detected face and what each later stage adds to it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Face:
+    # Detector: box [x, y, w, h] and 5 landmarks (subject's right eye, left eye, nose, right and left mouth
+    # corner) in pixels of the decoded image; detector confidence in [0, 1].
+    box: np.ndarray
+    landmarks: np.ndarray
+    score: float
+    # Face check (second opinion on the detector's candidate), when it ran.
+    check_score: float | None = None
+    # Alignment and embedding.
+    aligned: np.ndarray | None = None  # 112x112x3 RGB uint8
+    embedding: np.ndarray | None = None  # L2-normalised float32
+    # Later stages (quality, attributes, pose, liveness) add their results here by name.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def width(self) -> float:
+        return float(self.box[2])
+
+    @property
+    def area(self) -> float:
+        return float(self.box[2] * self.box[3])
+
+    @property
+    def eye_distance(self) -> float:
+        return float(np.linalg.norm(self.landmarks[1] - self.landmarks[0]))
+
+    def to_dict(self, decimals: int = 2) -> dict:
+        """The stable JSON form used by `faced detect --json` (box, score, landmarks, then extras)."""
+        result = {
+            "box": [round(float(v), decimals) for v in self.box],
+            "score": round(float(self.score), 4),
+            "landmarks": [[round(float(x), decimals), round(float(y), decimals)] for x, y in self.landmarks],
+        }
+        result.update(self.extra)
+        return result

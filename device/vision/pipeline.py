@@ -1,0 +1,80 @@
+"""The one pipeline every caller uses (CLI, API, camera loop): image -> Face records.
+
+Stages are created lazily, so a caller that only detects never loads the embedder.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import Config
+from ..errors import FacedError
+from .align import align_face
+from .calibration import Calibration
+from .detector import make_detector
+from .embedder import SFaceEmbedder
+from .face import Face
+from .manifest import Manifest
+
+
+@dataclass
+class Comparison:
+    cosine: float
+    score: float
+    same: bool
+    threshold: float
+
+    def to_dict(self) -> dict:
+        return {"score": round(self.score, 4), "cosine": round(self.cosine, 4), "same": self.same,
+                "threshold": self.threshold}
+
+
+class NoFaceError(FacedError):
+    code = "FACE_NOT_FOUND"
+
+
+class Pipeline:
+    def __init__(self, config: Config | None = None, manifest: Manifest | None = None):
+        self.config = config or Config()
+        self.manifest = manifest or Manifest(self.config.vision.models_dir or None)
+        threads = self.config.vision.threads
+        self.detector = make_detector(self.manifest, self.config.detector, threads)
+        self.embedder = SFaceEmbedder(self.manifest, self.config.embedder.precision, threads)
+        self._calibration: Calibration | None = None
+
+    @property
+    def calibration(self) -> Calibration:
+        if self._calibration is None:
+            self._calibration = Calibration.from_manifest(self.manifest.calibration("sface"))
+        return self._calibration
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        return self.detector.detect(image)
+
+    def embed(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """Align and embed each face in place; returns the same list."""
+        for face in faces:
+            face.aligned = align_face(image, face.landmarks)
+            face.embedding = self.embedder.embed(face.aligned)
+        return faces
+
+    def analyze(self, image: np.ndarray, embed: bool = True) -> list[Face]:
+        faces = self.detect(image)
+        return self.embed(image, faces) if embed else faces
+
+    def main_face(self, image: np.ndarray) -> Face:
+        """The largest face of an image, embedded (for 1:1 use); FACE_NOT_FOUND when there is none."""
+        faces = self.detect(image)
+        if not faces:
+            raise NoFaceError("no face found in the image")
+        return self.embed(image, faces[:1])[0]
+
+    def compare_faces(self, a: Face, b: Face) -> Comparison:
+        cosine = float(np.dot(a.embedding, b.embedding))
+        score = self.calibration.score(cosine)
+        threshold = self.config.recognition.match_score
+        return Comparison(cosine=cosine, score=score, same=score >= threshold, threshold=threshold)
+
+    def compare(self, image_a: np.ndarray, image_b: np.ndarray) -> Comparison:
+        return self.compare_faces(self.main_face(image_a), self.main_face(image_b))

