@@ -35,6 +35,9 @@ from device.vision.pipeline import Pipeline  # noqa: E402
 
 FAR_LEVELS = {"1e-2": 1e-2, "1e-3": 1e-3, "1e-4": 1e-4}
 # Image files inside the data folders; labels and checksums are not images.
+# Unlabelled faces are named "anonymous:<group>:<n>": two of the same group are never paired (they may be
+# the same person), while pairs with faces of other groups and labelled people are different-person pairs.
+ANONYMOUS = "anonymous:"
 NOT_IMAGES = {".csv", ".md", ".xml", ".txt", ".mp4", ".onnx"}
 
 
@@ -280,8 +283,9 @@ def cmd_boxes(args) -> dict:
 def shared_identities(data: Path) -> list[tuple[Path, str]]:
     """(image, identity) of every one-person photo in ../shared/data whose identity is known or distinct.
 
-    deepface and face_recognition carry identity labels; each liveness 'real' photo and Tom Cruise are
-    taken as their own identity (the liveness picks were spread across CelebA-Spoof persons).
+    deepface and face_recognition carry identity labels. The liveness photos (CelebA-Spoof, real and spoof)
+    have no identity labels and neighbouring picks can show the same person, so they get identities marked
+    ANONYMOUS: pairs among them are never used, pairs with the labelled people are (different people).
     """
     items = []
     faces = data / "faces"
@@ -300,16 +304,21 @@ def shared_identities(data: Path) -> list[tuple[Path, str]]:
                 continue
             seen.add(digest)
             items.append((path, "fr:" + row["identities"]))
-    for path in sorted((faces / "liveness" / "real").iterdir()):
-        items.append((path, "celeba:" + path.stem))
+    for label in ("real", "spoof"):
+        for path in sorted((faces / "liveness" / label).iterdir()):
+            items.append((path, f"{ANONYMOUS}celeba:{path.stem}"))
     items.append((faces / "dlib" / "examples" / "faces" / "Tom_Cruise_avp_2014_4.jpg", "Tom Cruise"))
     return items
 
 
 def labelled_group_faces(pipeline: Pipeline, data: Path) -> list[tuple[str, np.ndarray]]:
-    """Embeddings of the labelled faces in the VOC group photos: each one a different person."""
+    """Embeddings of the labelled faces in the VOC group photos (each one a different person) and of the
+    collage bald_guys.jpg (4 actors, several photos each: an anonymous group)."""
     result = []
     folder = data / "faces" / "dlib" / "examples" / "faces"
+    collage = read_image_file(str(folder / "bald_guys.jpg"), limits())
+    for number, face in enumerate(pipeline.analyze(collage)):
+        result.append((f"{ANONYMOUS}bald_guys:{number}", face.embedding))
     for xml in ("training.xml", "testing.xml"):
         for path, boxes in read_imglab(folder / xml).items():
             image = read_image_file(str(path), limits())
@@ -356,6 +365,10 @@ def knots_from_fit(mu: float, sigma: float) -> tuple[list[float], list[float]]:
     return [round(c, 6) for c in cosines], scores
 
 
+def _same_anonymous_group(a: str, b: str) -> bool:
+    return a.startswith(ANONYMOUS) and b.startswith(ANONYMOUS) and a.split(":")[1] == b.split(":")[1]
+
+
 def pair_cosines(items: list[tuple[str, np.ndarray]], keep) -> tuple[np.ndarray, np.ndarray]:
     """Cosines of the pairs (a, b) for which keep(a, b) is true, split into (genuine, impostor)."""
     vectors = np.stack([v for _, v in items])
@@ -364,6 +377,8 @@ def pair_cosines(items: list[tuple[str, np.ndarray]], keep) -> tuple[np.ndarray,
     genuine, impostor = [], []
     for a in range(len(items)):
         for b in range(a + 1, len(items)):
+            if _same_anonymous_group(identities[a], identities[b]):
+                continue  # unknown whether these are the same person
             if keep(a, b):
                 (genuine if identities[a] == identities[b] else impostor).append(sims[a, b])
     return np.array(genuine), np.array(impostor)
