@@ -227,13 +227,13 @@ def cmd_models_list(args, config: Config) -> int:
     if args.json:
         _print_json([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows])
         return EXIT_OK
-    print(f"{'model':<16} {'precision':<9} {'state':<11} {'size':>8}  fidelity")
+    print(f"{'model':<16} {'precision':<9} {'state':<12} {'size':>8}  fidelity")
     for row in rows:
         state = ("selected" if row["selected"] else "shipped") if row["shipped"] else "not shipped"
         if not row["passes"]:
-            state += " (fails bar)" if row["shipped"] else ""
+            state = "fails bar"
         size = f"{row['bytes'] / 1e6:.1f}MB" if row["bytes"] else "-"
-        print(f"{row['model']:<16} {row['precision']:<9} {state:<11} {size:>8}  {_fidelity_text(row['fidelity'])}")
+        print(f"{row['model']:<16} {row['precision']:<9} {state:<12} {size:>8}  {_fidelity_text(row['fidelity'])}")
     return EXIT_OK
 
 

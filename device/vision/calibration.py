@@ -23,8 +23,8 @@ def score_for_far(far: float) -> float:
 
 @dataclass(frozen=True)
 class Calibration:
-    cosine: tuple[float, ...]
-    score: tuple[float, ...]
+    cosines: tuple[float, ...]  # knots, increasing
+    scores: tuple[float, ...]
 
     @classmethod
     def from_manifest(cls, entry: dict) -> "Calibration":
@@ -37,9 +37,9 @@ class Calibration:
         return cls(tuple(float(c) for c in knots_cos), tuple(float(s) for s in knots_score))
 
     def score(self, cosine: float | np.ndarray) -> float | np.ndarray:
-        result = np.interp(cosine, self.cosine, self.score)
+        result = np.interp(cosine, self.cosines, self.scores)
         return float(result) if np.ndim(result) == 0 else result
 
     def cosine_for(self, score: float) -> float:
         """The cosine at which the calibrated score equals `score` (the inverse map, for thresholds)."""
-        return float(np.interp(score, self.score, self.cosine))
+        return float(np.interp(score, self.scores, self.cosines))
