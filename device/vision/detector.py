@@ -19,6 +19,7 @@ from . import yunet_decode
 
 class YuNetDetector:
     name = "yunet"
+    SIZES_KEPT = 4  # interpreters kept for different input sizes (least recently used dropped)
 
     def __init__(self, manifest: Manifest, config: DetectorConfig, threads: int = 2):
         self.manifest = manifest
@@ -26,6 +27,7 @@ class YuNetDetector:
         self.threads = threads
         self.model: TFLiteModel | None = None
         self.checker: FaceCheck | None = None
+        self._by_size: dict[tuple[int, int], TFLiteModel] = {}
 
     def prepare(self) -> "YuNetDetector":
         if self.model is None:
@@ -54,10 +56,11 @@ class YuNetDetector:
             fine = min(1.0, self.config.fine_max_side / long_side)
             more = self._candidates(bgr, fine)
             boxes, marks, scores = (np.concatenate([a, b]) for a, b in zip((boxes, marks, scores), more))
-        keep = yunet_decode.nms(boxes, scores, self.config.nms_threshold) if len(scores) else []
+            keep = yunet_decode.nms(boxes, scores, self.config.nms_threshold)
+            boxes, marks, scores = boxes[keep], marks[keep], scores[keep]
         faces = [
             Face(box=boxes[i].astype(np.float64), landmarks=marks[i].astype(np.float64), score=float(scores[i]))
-            for i in keep
+            for i in range(len(scores))
             if boxes[i][2] >= self.config.min_face_px
         ]
         if self.checker is not None:
@@ -80,12 +83,13 @@ class YuNetDetector:
         return True
 
     def _candidates(self, bgr: np.ndarray, scale: float):
-        """Raw YuNet candidates (before NMS) in full-image pixels, from a copy scaled by `scale`."""
+        """YuNet's faces (after NMS) in full-image pixels, from a copy scaled by `scale`."""
         height, width = bgr.shape[:2]
+        model = self.model
         if self.resizable:
             scaled_hw = (max(1, round(height * scale)), max(1, round(width * scale)))
             input_hw = yunet_decode.padded_size(*scaled_hw)
-            self.model.resize_input((1, input_hw[0], input_hw[1], 3))
+            model = self._model_for(input_hw)
         else:
             input_hw = self.fixed_hw
             scale = min(scale, input_hw[0] / height, input_hw[1] / width)
@@ -95,13 +99,27 @@ class YuNetDetector:
         )
         tensor = np.zeros((1, input_hw[0], input_hw[1], 3), np.float32)
         tensor[0, : scaled_hw[0], : scaled_hw[1]] = scaled
-        outputs = dict(zip(self.output_names, self.model.run(tensor)))
+        outputs = dict(zip(self.output_names, model.run(tensor)))
         boxes, marks, scores = yunet_decode.decode(outputs, input_hw, self.config.score_threshold)
+        keep = yunet_decode.nms(boxes, scores, self.config.nms_threshold)
+        boxes, marks, scores = boxes[keep], marks[keep], scores[keep]
         # Map back with the exact per-axis factors used by the resize.
         fx, fy = width / scaled_hw[1], height / scaled_hw[0]
         boxes = boxes * np.array([fx, fy, fx, fy], np.float32)
         marks = marks * np.array([fx, fy], np.float32)
         return boxes, marks, scores
+
+    def _model_for(self, input_hw: tuple[int, int]) -> TFLiteModel:
+        """An interpreter allocated for this input size. Resizing one interpreter re-plans its whole graph
+        (slower than the inference itself), so a camera's frame size and the fine pass keep their own."""
+        model = self._by_size.pop(input_hw, None)
+        if model is None:
+            model = TFLiteModel(self.model.variant, self.threads)
+            model.resize_input((1, input_hw[0], input_hw[1], 3))
+        self._by_size[input_hw] = model  # most recently used last
+        while len(self._by_size) > self.SIZES_KEPT:
+            self._by_size.pop(next(iter(self._by_size)))
+        return model
 
     def _passes_check(self, image_rgb: np.ndarray, face: Face) -> bool:
         # Both models must agree: a dog's face can score 0.86 with YuNet but gets ~0.46 from BlazeFace,
