@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("images", nargs="+", metavar="IMAGE")
     detect.add_argument("--json", action="store_true", help="one JSON object per line per image")
     detect.add_argument("--draw", metavar="OUT.png", help="write the image with boxes and landmarks drawn")
+    detect.add_argument("--pose", action="store_true", help="add head pose (yaw, pitch, roll) and eyes_open")
+    detect.add_argument("--no-attributes", dest="attributes", action="store_false",
+                        help="skip age and gender (faster)")
     detect.set_defaults(handler=cmd_detect)
 
     compare = commands.add_parser("compare", help="compare the main faces of two images (1:1)")
@@ -123,7 +126,9 @@ def cmd_detect(args, config: Config) -> int:
     for index, path in enumerate(args.images):
         try:
             image = read_image_file(path, limits)
-            faces = pipeline.detect(image)
+            faces = pipeline.assess(image, pipeline.detect(image))
+            if args.attributes:
+                pipeline.add_attributes(image, faces)
         except FacedError as exc:
             failed += 1
             if args.json:
@@ -132,22 +137,31 @@ def cmd_detect(args, config: Config) -> int:
                 print(f"{path}: error {exc.code}: {exc.message}", file=sys.stderr)
             continue
         if args.json:
-            _print_json({"image": path, "faces": [face.to_dict() for face in faces]})
+            _print_json({"image": path, "faces": [face.to_dict(pose=args.pose) for face in faces]})
         else:
-            _print_faces_table(path, faces)
+            _print_faces_table(path, faces, args.pose)
         if args.draw:
             _draw(image, faces, _draw_path(args.draw, index, len(args.images)))
     return EXIT_ERROR if failed else EXIT_OK
 
 
-def _print_faces_table(path: str, faces) -> None:
+def _print_faces_table(path: str, faces, pose: bool = False) -> None:
     print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
     if faces:
-        print(f"  {'#':>2}  {'x':>7} {'y':>7} {'w':>7} {'h':>7}  {'score':>5}  landmarks (x,y)")
+        print(f"  {'#':>2}  {'x':>7} {'y':>7} {'w':>7} {'h':>7}  {'score':>5}  {'qual':>4}  {'age':>3} {'gender':<6}  "
+              "codes / landmarks (x,y)")
     for number, face in enumerate(faces, 1):
         x, y, w, h = face.box
+        quality = face.quality.score if face.quality else ""
+        age = f"{face.age:.0f}" if face.age is not None else ""
+        codes = ",".join(face.quality.codes) if face.quality and face.quality.codes else ""
         marks = " ".join(f"{mx:.0f},{my:.0f}" for mx, my in face.landmarks)
-        print(f"  {number:>2}  {x:7.1f} {y:7.1f} {w:7.1f} {h:7.1f}  {face.score:5.3f}  {marks}")
+        print(f"  {number:>2}  {x:7.1f} {y:7.1f} {w:7.1f} {h:7.1f}  {face.score:5.3f}  {quality:>4}  {age:>3} "
+              f"{face.gender or '':<6}  {codes + ' ' if codes else ''}{marks}")
+        if pose and face.mesh is not None:
+            angles = face.mesh.pose()
+            print(f"      pose yaw {angles['yaw']:+.1f} pitch {angles['pitch']:+.1f} roll {angles['roll']:+.1f}, "
+                  f"eyes open {face.mesh.eye_openness():.2f}")
 
 
 def _draw_path(target: str, index: int, count: int) -> Path:

@@ -57,9 +57,9 @@ class VisionConfig:
 
 @dataclass
 class DetectorConfig:
-    backend: str = field(default="yunet", metadata=_choice("yunet"))
+    backend: str = field(default="yunet", metadata=_choice("yunet", "blazeface"))
     precision: str = ""  # empty: the manifest's default for this machine
-    # YuNet candidates above this score are kept for the face check below (see README "Detection").
+    # Candidates above this score are kept (YuNet: for the face check below; see README "Detection").
     score_threshold: float = field(default=0.6, metadata=_range(0.05, 1.0))
     nms_threshold: float = field(default=0.3, metadata=_range(0.05, 1.0))
     # Photos are detected on a copy whose long side is at most this; crops come from the full image.
@@ -79,6 +79,20 @@ class EmbedderConfig:
 
 
 @dataclass
+class QualityConfig:
+    """Thresholds of the quality codes (device/vision/quality.py)."""
+
+    min_eye_distance: float = field(default=28.0, metadata=_range(0.0, None))
+    max_face_fraction: float = field(default=0.8, metadata=_range(0.0, 1.0))
+    border_margin: float = field(default=0.02, metadata=_range(0.0, 0.5))
+    max_box_outside: float = field(default=0.10, metadata=_range(0.0, 1.0))
+    max_yaw: float = field(default=35.0, metadata=_range(0.0, 90.0))
+    max_pitch: float = field(default=30.0, metadata=_range(0.0, 90.0))
+    min_eyes_open: float = field(default=0.25, metadata=_range(0.0, 1.0))
+    min_mesh_presence: float = field(default=0.5, metadata=_range(0.0, 1.0))
+
+
+@dataclass
 class RecognitionConfig:
     # Calibrated score (0..1) at or above which two faces are the same person (1:1 compare).
     match_score: float = field(default=0.6, metadata=_range(0.0, 1.0))
@@ -95,6 +109,7 @@ class Config:
     vision: VisionConfig = field(default_factory=VisionConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
 
     @property

@@ -158,11 +158,9 @@ class FaceCheck:
         crop = cv2.warpAffine(image_rgb, matrix, (self.INPUT, self.INPUT), flags=cv2.INTER_AREA
                               if zoom < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         tensor = (crop.astype(np.float32) / 127.5 - 1.0)[None]
-        regressors, classifiers = self.model.run(tensor)
-        scores = _sigmoid(classifiers.reshape(-1))
-        centres = regressors.reshape(-1, 16)[:, :2] / self.INPUT + self.anchors
+        scores, boxes, _ = decode_blazeface(*self.model.run(tensor), self.anchors, self.INPUT)
         # Only detections centred near the crop's centre speak for this candidate.
-        near = np.all(np.abs(centres - 0.5) < 0.15, axis=1)
+        near = np.all(np.abs(boxes[:, :2] - 0.5) < 0.15, axis=1)
         return float(scores[near].max()) if near.any() else 0.0
 
 
@@ -178,11 +176,77 @@ def blazeface_anchors(size: int, layers: tuple[tuple[int, int], ...]) -> np.ndar
     return np.concatenate(centres)
 
 
+def decode_blazeface(regressors: np.ndarray, classifiers: np.ndarray, anchors: np.ndarray, size: int):
+    """(scores N, boxes N x 4 [cx, cy, w, h], keypoints N x 6 x 2), coordinates as fractions of the input."""
+    raw = regressors.reshape(-1, 16) / size
+    scores = _sigmoid(classifiers.reshape(-1))
+    boxes = np.column_stack([raw[:, :2] + anchors, raw[:, 2:4]])
+    keypoints = raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
+    return scores, boxes, keypoints
+
+
+class BlazeFaceDetector:
+    """MediaPipe BlazeFace full-range on the whole image (letterboxed to 192x192): an alternative back-end.
+
+    It is fast and fine for faces that fill a good part of the frame (a door camera), but finds few small
+    faces (faced bench compares it with YuNet). BlazeFace gives eyes, nose tip, mouth centre and ears, not
+    mouth corners: those come from the face mesh, so the 5 landmarks match YuNet's.
+    """
+
+    name = "blazeface"
+    INPUT = 192
+
+    def __init__(self, manifest: Manifest, config: DetectorConfig, threads: int = 2):
+        self.manifest = manifest
+        self.config = config
+        self.threads = threads
+        self.model: TFLiteModel | None = None
+        self.mesh = None
+
+    def prepare(self) -> "BlazeFaceDetector":
+        if self.model is None:
+            from .mesh import FaceMesh
+
+            self.model = TFLiteModel(self.manifest.variant("blazeface_full"), self.threads)
+            self.anchors = blazeface_anchors(self.INPUT, ((4, 1),))
+            self.mesh = FaceMesh(self.manifest, self.threads).prepare()
+        return self
+
+    @property
+    def precision(self) -> str:
+        return self.model.variant.precision if self.model else ""
+
+    def detect(self, image_rgb: np.ndarray) -> list[Face]:
+        self.prepare()
+        height, width = image_rgb.shape[:2]
+        scale = self.INPUT / max(height, width)
+        scaled = cv2.resize(image_rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
+                            interpolation=cv2.INTER_AREA)
+        tensor = np.zeros((1, self.INPUT, self.INPUT, 3), np.float32)
+        tensor[0, : scaled.shape[0], : scaled.shape[1]] = scaled.astype(np.float32) / 127.5 - 1.0
+        scores, boxes, keypoints = decode_blazeface(*self.model.run(tensor), self.anchors, self.INPUT)
+        keep = scores >= self.config.score_threshold
+        scores, boxes, keypoints = scores[keep], boxes[keep] * (self.INPUT / scale), keypoints[keep] * (
+            self.INPUT / scale)
+        xywh = np.column_stack([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, 2:]]).astype(np.float32)
+        faces = []
+        for i in yunet_decode.nms(xywh, scores.astype(np.float32), self.config.nms_threshold):
+            if xywh[i][2] < self.config.min_face_px:
+                continue
+            right_eye, left_eye, nose = keypoints[i][0], keypoints[i][1], keypoints[i][2]
+            mesh = self.mesh.run(image_rgb, xywh[i], right_eye, left_eye)
+            landmarks = np.vstack([right_eye, left_eye, nose, mesh.mouth_corners])
+            faces.append(Face(box=xywh[i].astype(np.float64), landmarks=landmarks.astype(np.float64),
+                              score=float(scores[i]), mesh=mesh))
+        faces.sort(key=lambda face: face.area, reverse=True)
+        return faces
+
+
 def _sigmoid(values: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(values, -80, 80)))
 
 
-DETECTORS = {"yunet": YuNetDetector}
+DETECTORS = {"yunet": YuNetDetector, "blazeface": BlazeFaceDetector}
 
 
 def make_detector(manifest: Manifest, config: DetectorConfig, threads: int = 2):

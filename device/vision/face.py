@@ -19,7 +19,12 @@ class Face:
     # Alignment and embedding.
     aligned: np.ndarray | None = None  # 112x112x3 RGB uint8
     embedding: np.ndarray | None = None  # L2-normalised float32
-    # Later stages (quality, attributes, pose, liveness) add their results here by name.
+    # Optional stages, filled only when a caller asks for them.
+    mesh: Any = None  # vision.mesh.MeshResult
+    quality: Any = None  # vision.quality.Quality
+    age: float | None = None
+    gender: str | None = None
+    # Later stages (liveness, ...) may add results here by name.
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -34,12 +39,22 @@ class Face:
     def eye_distance(self) -> float:
         return float(np.linalg.norm(self.landmarks[1] - self.landmarks[0]))
 
-    def to_dict(self, decimals: int = 2) -> dict:
-        """The stable JSON form used by `faced detect --json` (box, score, landmarks, then extras)."""
+    def to_dict(self, decimals: int = 2, pose: bool = False) -> dict:
+        """The stable JSON form of `faced detect --json`: box, score, landmarks, then what later stages
+        added (quality, age, gender; pose and eyes_open when `pose`)."""
         result = {
             "box": [round(float(v), decimals) for v in self.box],
             "score": round(float(self.score), 4),
             "landmarks": [[round(float(x), decimals), round(float(y), decimals)] for x, y in self.landmarks],
         }
+        if self.quality is not None:
+            result["quality"] = self.quality.to_dict()
+        if self.age is not None:
+            result["age"] = int(round(self.age))
+        if self.gender is not None:
+            result["gender"] = self.gender
+        if pose and self.mesh is not None:
+            result["pose"] = self.mesh.pose()
+            result["eyes_open"] = round(self.mesh.eye_openness(), 3)
         result.update(self.extra)
         return result

@@ -16,6 +16,8 @@ from .detector import make_detector
 from .embedder import SFaceEmbedder
 from .face import Face
 from .manifest import Manifest
+from .mesh import FaceMesh
+from . import quality as quality_codes
 
 
 @dataclass
@@ -41,7 +43,17 @@ class Pipeline:
         threads = self.config.vision.threads
         self.detector = make_detector(self.manifest, self.config.detector, threads)
         self.embedder = SFaceEmbedder(self.manifest, self.config.embedder.precision, threads)
+        self.mesh = FaceMesh(self.manifest, threads)
+        self._attributes = None
         self._calibration: Calibration | None = None
+
+    @property
+    def attributes(self):
+        if self._attributes is None:
+            from .attributes import AgeGender
+
+            self._attributes = AgeGender(self.manifest, threads=self.config.vision.threads)
+        return self._attributes
 
     @property
     def calibration(self) -> Calibration:
@@ -54,9 +66,38 @@ class Pipeline:
 
     def embed(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         """Align and embed each face in place; returns the same list."""
-        for face in faces:
-            face.aligned = align_face(image, face.landmarks)
+        for face in self.align(image, faces):
             face.embedding = self.embedder.embed(face.aligned)
+        return faces
+
+    def align(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        for face in faces:
+            if face.aligned is None:
+                face.aligned = align_face(image, face.landmarks)
+        return faces
+
+    def add_mesh(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """Run the face mesh (eye openness, head pose) on faces that do not have it yet."""
+        for face in faces:
+            if face.mesh is None:
+                face.mesh = self.mesh.run(image, face.box, face.landmarks[0], face.landmarks[1])
+        return faces
+
+    def assess(self, image: np.ndarray, faces: list[Face], mesh: bool = True) -> list[Face]:
+        """Quality codes and score of each face; with `mesh`, also the mesh-based codes (pose, eyes)."""
+        self.align(image, faces)
+        if mesh:
+            self.add_mesh(image, faces)
+        for face in faces:
+            face.quality = quality_codes.assess(face, image.shape, self.config.quality, mesh=face.mesh,
+                                                aligned=face.aligned)
+        return faces
+
+    def add_attributes(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """Age and gender of each face."""
+        for face in faces:
+            result = self.attributes.predict(image, face.landmarks)
+            face.age, face.gender = result["age"], result["gender"]
         return faces
 
     def analyze(self, image: np.ndarray, embed: bool = True) -> list[Face]:
