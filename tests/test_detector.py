@@ -86,3 +86,19 @@ def test_face_check_scores_recorded(pipeline, faces_dir):
     assert len(faces) == 1
     assert faces[0].check_score is not None and 0.0 <= faces[0].check_score <= 1.0
     assert np.sqrt(faces[0].score * faces[0].check_score) >= pipeline.config.detector.accept_threshold
+
+
+def test_blazeface_backend(faces_dir):
+    """The alternative back-end gives the same 5 landmarks (mouth corners from the mesh) on a portrait."""
+    from device.config import load_config
+    from device.vision.pipeline import Pipeline
+
+    blaze = Pipeline(load_config(env={}, overrides={"detector.backend": "blazeface"}))
+    image = read_image_file(str(faces_dir / "face_recognition/examples/two_people.jpg"))
+    faces = blaze.detect(image)
+    assert len(faces) == 2
+    for face in faces:
+        right_eye, left_eye, nose, mouth_right, mouth_left = face.landmarks
+        assert right_eye[0] < left_eye[0] and mouth_right[0] < mouth_left[0]
+        assert max(right_eye[1], left_eye[1]) < nose[1] < min(mouth_right[1], mouth_left[1])
+    assert blaze.detect(read_image_file(str(faces_dir / "dlib/examples/faces/dogs.jpg"))) == []
