@@ -213,7 +213,8 @@ def _variant_rows(config: Config) -> list[dict]:
     from .vision.manifest import Manifest
 
     manifest = Manifest(config.vision.models_dir or None)
-    configured = {"yunet": config.detector.precision, "sface": config.embedder.precision}
+    configured = {"yunet": config.detector.precision, "sface": config.embedder.precision,
+                  "age": config.attributes.age_precision, "gender": config.attributes.gender_precision}
     rows = []
     for name in manifest.models():
         chosen = configured.get(name) or manifest.default_precision(name)

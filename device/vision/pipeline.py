@@ -52,7 +52,8 @@ class Pipeline:
         if self._attributes is None:
             from .attributes import AgeGender
 
-            self._attributes = AgeGender(self.manifest, threads=self.config.vision.threads)
+            self._attributes = AgeGender(self.manifest, self.config.attributes.age_precision,
+                                         self.config.attributes.gender_precision, self.config.vision.threads)
         return self._attributes
 
     @property
