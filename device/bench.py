@@ -61,8 +61,11 @@ def run(args, config) -> int:
     configs = []
     backends = [b for b in args.detectors.split(",") if b]
     for count in threads:
+        defaults = _defaults(manifest)
         for models in _precision_sets(manifest, args.precisions):
-            configs.append({"kind": "faced", "backend": "yunet", "threads": count, "precisions": models})
+            changed = next((k for k in models if models[k] != defaults[k]), None)
+            configs.append({"kind": "faced", "backend": "yunet", "threads": count, "precisions": models,
+                            "changed": changed})
         for backend in (b for b in backends if b != "yunet"):
             configs.append({"kind": "faced", "backend": backend, "threads": count,
                             "precisions": _precision_sets(manifest, "default")[0]})
@@ -95,11 +98,26 @@ def _data_file(relative: str) -> Path:
     return roots[0] / relative
 
 
+# The config key that selects each model's precision.
+PRECISION_KEYS = {
+    "yunet": "detector.precision",
+    "sface": "embedder.precision",
+    "age": "attributes.age_precision",
+    "gender": "attributes.gender_precision",
+    "minifasnet_v2": "liveness.v2_precision",
+    "minifasnet_v1se": "liveness.v1se_precision",
+}
+
+
+def _defaults(manifest) -> dict:
+    return {name: manifest.default_precision(name) for name in PRECISION_KEYS if name in manifest.models()}
+
+
 def _precision_sets(manifest, wanted: str) -> list[dict]:
     """Which model precisions to measure: the defaults, then each other shipped precision of each model
     with the other models at their defaults (not the full cross product)."""
-    roles = ("yunet", "sface")
-    defaults = {name: manifest.default_precision(name) for name in roles}
+    defaults = _defaults(manifest)
+    roles = tuple(defaults)
     sets = [dict(defaults)]
     if wanted == "default":
         return sets
@@ -117,9 +135,10 @@ def _precision_sets(manifest, wanted: str) -> list[dict]:
 def _label(job: dict) -> str:
     if job["kind"] == "opencv":
         return f"opencv-4 int8bq reference, {job['threads']} thread(s)"
-    models = " ".join(f"{k}:{v}" for k, v in job["precisions"].items())
     if job.get("backend", "yunet") != "yunet":
-        models = f"{job['backend']} detector, sface:{job['precisions']['sface']}"
+        return f"faced {job['backend']} detector, defaults, {job['threads']} thread(s)"
+    changed = job.get("changed")
+    models = f"{changed}:{job['precisions'][changed]}" if changed else "defaults"
     return f"faced {models}, {job['threads']} thread(s)"
 
 
@@ -186,7 +205,7 @@ def summarise(runs: list[dict], manifest, default_threads: int) -> dict:
             "runs": len(items),
         })
     report = {"rows": rows, "configs": per_config}
-    defaults = {name: manifest.default_precision(name) for name in ("yunet", "sface")}
+    defaults = _defaults(manifest)
     by_threads = {}
     for threads in sorted({c["threads"] for c in per_config}):
         ours = next((c for c in per_config if c["kind"] == "faced" and c["threads"] == threads
@@ -257,8 +276,8 @@ def _faced_worker(job: dict, work: dict) -> dict:
     from .vision.align import align_face
     from .vision.pipeline import Pipeline
 
-    overrides = {"vision.threads": job["threads"], "detector.precision": job["precisions"]["yunet"],
-                 "embedder.precision": job["precisions"]["sface"], "detector.backend": job.get("backend", "yunet")}
+    overrides = {"vision.threads": job["threads"], "detector.backend": job.get("backend", "yunet")}
+    overrides.update({PRECISION_KEYS[name]: precision for name, precision in job["precisions"].items()})
     if work.get("models_dir"):
         overrides["vision.models_dir"] = work["models_dir"]
     pipeline = Pipeline(load_config(work.get("config_file"), overrides=overrides))
@@ -291,6 +310,9 @@ def _faced_worker(job: dict, work: dict) -> dict:
         "age": _stats(_timed(lambda: attributes.age_model.run(age_input), frames)[0]),
         "gender": _stats(_timed(lambda: attributes.gender_model.run(gender_input), frames)[0]),
     }
+    if "minifasnet_v2" in job["precisions"]:
+        liveness = pipeline.liveness.prepare()
+        stages["liveness"] = _stats(_timed(lambda: liveness.score(image, face.box), frames)[0])
     total = _timed(whole_frame, frames)[0]
     stages["pipeline"] = _stats(total)
     group = [Path(p).read_bytes() for p in work["group"]]

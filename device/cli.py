@@ -40,7 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--pose", action="store_true", help="add head pose (yaw, pitch, roll) and eyes_open")
     detect.add_argument("--no-attributes", dest="attributes", action="store_false",
                         help="skip age and gender (faster)")
+    detect.add_argument("--liveness", action="store_true", help="add passive liveness to each face")
     detect.set_defaults(handler=cmd_detect)
+
+    liveness = commands.add_parser("liveness", help="passive liveness of each face (live photo or spoof)")
+    liveness.add_argument("images", nargs="+", metavar="IMAGE")
+    liveness.add_argument("--json", action="store_true", help="one JSON object per line per image")
+    liveness.set_defaults(handler=cmd_liveness)
 
     compare = commands.add_parser("compare", help="compare the main faces of two images (1:1)")
     compare.add_argument("image_a", metavar="A")
@@ -117,7 +123,12 @@ def cmd_run(args, config: Config) -> int:
 
 
 # -------------------------------------------------------------------------------------------- detect
-def cmd_detect(args, config: Config) -> int:
+def _each_image(args, config: Config, analyse, show) -> int:
+    """Decode each image, run `analyse(pipeline, image) -> faces`, then `show(path, image, faces)`.
+
+    An image that fails gives its own error (a JSON line with --json) and the others go on; the exit status
+    is 1 if any failed.
+    """
     from .imaging import read_image_file
 
     pipeline = _pipeline(config)
@@ -126,9 +137,7 @@ def cmd_detect(args, config: Config) -> int:
     for index, path in enumerate(args.images):
         try:
             image = read_image_file(path, limits)
-            faces = pipeline.assess(image, pipeline.detect(image))
-            if args.attributes:
-                pipeline.add_attributes(image, faces)
+            faces = analyse(pipeline, image)
         except FacedError as exc:
             failed += 1
             if args.json:
@@ -136,13 +145,48 @@ def cmd_detect(args, config: Config) -> int:
             else:
                 print(f"{path}: error {exc.code}: {exc.message}", file=sys.stderr)
             continue
+        show(index, path, image, faces)
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def cmd_detect(args, config: Config) -> int:
+    def analyse(pipeline, image):
+        faces = pipeline.assess(image, pipeline.detect(image))
+        if args.attributes:
+            pipeline.add_attributes(image, faces)
+        if args.liveness:
+            pipeline.add_liveness(image, faces)
+        return faces
+
+    def show(index, path, image, faces):
         if args.json:
             _print_json({"image": path, "faces": [face.to_dict(pose=args.pose) for face in faces]})
         else:
             _print_faces_table(path, faces, args.pose)
         if args.draw:
             _draw(image, faces, _draw_path(args.draw, index, len(args.images)))
-    return EXIT_ERROR if failed else EXIT_OK
+
+    return _each_image(args, config, analyse, show)
+
+
+def cmd_liveness(args, config: Config) -> int:
+    def analyse(pipeline, image):
+        return pipeline.add_liveness(image, pipeline.detect(image))
+
+    def show(index, path, image, faces):
+        if args.json:
+            rows = [{"box": face.to_dict()["box"], "liveness": face.liveness} for face in faces]
+            _print_json({"image": path, "faces": rows})
+            return
+        print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
+        for number, face in enumerate(faces, 1):
+            result = face.liveness
+            score = "-" if result["score"] is None else f"{result['score']:.3f}"
+            verdict = "live" if result["live"] else "NOT live"
+            print(f"  {number:>2}  box {' '.join(f'{v:.0f}' for v in face.box)}  {verdict:<8} score {score}  "
+                  f"{' '.join(result['codes'])}")
+
+    return _each_image(args, config, analyse, show)
 
 
 def _print_faces_table(path: str, faces, pose: bool = False) -> None:
@@ -214,7 +258,8 @@ def _variant_rows(config: Config) -> list[dict]:
 
     manifest = Manifest(config.vision.models_dir or None)
     configured = {"yunet": config.detector.precision, "sface": config.embedder.precision,
-                  "age": config.attributes.age_precision, "gender": config.attributes.gender_precision}
+                  "age": config.attributes.age_precision, "gender": config.attributes.gender_precision,
+                  "minifasnet_v2": config.liveness.v2_precision, "minifasnet_v1se": config.liveness.v1se_precision}
     rows = []
     for name in manifest.models():
         chosen = configured.get(name) or manifest.default_precision(name)

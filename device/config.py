@@ -99,6 +99,19 @@ class QualityConfig:
 
 
 @dataclass
+class LivenessConfig:
+    """Passive liveness (MiniFASNet V2 + V1SE, fused). See README "Liveness"."""
+
+    threshold: float = field(default=0.5, metadata=_range(0.0, 1.0))
+    v2_precision: str = ""  # empty: the manifest's default for this machine
+    v1se_precision: str = ""
+    # Boxes the models are not trusted on: low detector confidence or an implausible shape.
+    min_detector_score: float = field(default=0.8, metadata=_range(0.0, 1.0))
+    min_box_aspect: float = field(default=0.6, metadata=_range(0.0, 10.0))  # height / width
+    max_box_aspect: float = field(default=2.5, metadata=_range(0.0, 10.0))
+
+
+@dataclass
 class RecognitionConfig:
     # Calibrated score (0..1) at or above which two faces are the same person (1:1 compare).
     match_score: float = field(default=0.6, metadata=_range(0.0, 1.0))
@@ -117,6 +130,7 @@ class Config:
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     attributes: AttributesConfig = field(default_factory=AttributesConfig)
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
 
     @property

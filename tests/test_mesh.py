@@ -60,16 +60,20 @@ def test_open_eyes(pipeline, obama):
     assert _mesh(pipeline, obama).mesh.eye_openness() > 0.5
 
 
+def close_eyes(mesh):
+    """A copy of a mesh with each lid point projected onto its eye's corner-to-corner axis: the lids meet."""
+    closed = copy.deepcopy(mesh)
+    for eye in (mesh_module.RIGHT_EYE, mesh_module.LEFT_EYE):
+        outer, inner = closed.points[eye["outer"], :2], closed.points[eye["inner"], :2]
+        axis = (inner - outer) / np.linalg.norm(inner - outer)
+        for index in (*eye["upper"], *eye["lower"]):
+            closed.points[index, :2] = outer + axis * float((closed.points[index, :2] - outer) @ axis)
+    return closed
+
+
 def test_closed_eye_geometry_gives_eyes_closed(pipeline, obama):
     face = _mesh(pipeline, obama)
-    closed = copy.deepcopy(face.mesh)
-    for eye in (mesh_module.RIGHT_EYE, mesh_module.LEFT_EYE):
-        outer, inner = closed.points[eye["outer"]], closed.points[eye["inner"]]
-        for index in (*eye["upper"], *eye["lower"]):
-            # Project each lid point onto the corner-to-corner axis: the lids meet.
-            axis = (inner - outer)[:2] / np.linalg.norm((inner - outer)[:2])
-            offset = closed.points[index, :2] - outer[:2]
-            closed.points[index, :2] = outer[:2] + axis * float(offset @ axis)
+    closed = close_eyes(face.mesh)
     assert closed.eye_openness() == 0.0
     face.mesh = closed
     result = quality.assess(face, obama.shape, pipeline.config.quality, mesh=closed, aligned=face.aligned)

@@ -4,6 +4,7 @@
   tools/evaluate.py pairs PAIRS --images ROOT --json OUT [--plot ROC.png]
   tools/evaluate.py boxes XML [--ignore XML] [--negatives DIR] --json OUT
   tools/evaluate.py calibrate [--data ../shared/data | --labels CSV] [--write] --json OUT
+  tools/evaluate.py liveness FOLDER_OR_CSV --json OUT [--plot DET.png]
 
 Every rate is a fraction in [0, 1]. Images are read with faced's own decoder, so any format Pillow reads
 (JPEG, PNG, WebP, ...) works whatever the file's name. See README "Evaluation".
@@ -449,6 +450,112 @@ def write_calibration(pipeline: Pipeline, summary: dict) -> None:
         tomli_w.dump(manifest, handle)
 
 
+# ------------------------------------------------------------------------------------------ liveness
+LIVE_LABELS = {"real", "live", "1", "true", "bona fide", "bonafide"}
+ATTACK_LABELS = {"spoof", "fake", "attack", "0", "false"}
+
+
+def read_liveness_set(source: Path) -> list[tuple[Path, bool]]:
+    """(image, is_live) from a folder with real/ and fake/ or spoof/ subfolders, or a CSV path,label (read by
+    position, header optional, paths relative to the CSV)."""
+    if source.is_dir():
+        items = []
+        for folder, live in (("real", True), ("live", True), ("fake", False), ("spoof", False)):
+            if (source / folder).is_dir():
+                items += [(p, live) for p in sorted((source / folder).iterdir())
+                          if p.is_file() and p.suffix.lower() not in NOT_IMAGES]
+        if not items:
+            raise SystemExit(f"{source} has no real/ and fake/ or spoof/ subfolders with images")
+        return items
+    items = []
+    with open(source, newline="") as handle:
+        for row in csv.reader(handle):
+            if len(row) < 2:
+                continue
+            label = row[1].strip().lower()
+            if label in LIVE_LABELS or label in ATTACK_LABELS:
+                items.append((source.parent / row[0].strip(), label in LIVE_LABELS))
+    return items
+
+
+def error_rates(scores: np.ndarray, live: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(APCER, BPCER) at `threshold`: attacks accepted as live, live faces rejected."""
+    accepted = scores >= threshold
+    apcer = float(np.mean(accepted[~live])) if (~live).any() else float("nan")
+    bpcer = float(np.mean(~accepted[live])) if live.any() else float("nan")
+    return apcer, bpcer
+
+
+def equal_error_threshold(scores: np.ndarray, live: np.ndarray) -> tuple[float, float]:
+    """The threshold where APCER and BPCER are closest, and their mean there."""
+    best = (float("inf"), 0.5, 0.0)
+    for threshold in np.unique(np.r_[scores, 1.0]):
+        apcer, bpcer = error_rates(scores, live, threshold)
+        gap = abs(apcer - bpcer)
+        if gap < best[0]:
+            best = (gap, float(threshold), (apcer + bpcer) / 2)
+    return best[1], best[2]
+
+
+def cmd_liveness(args) -> dict:
+    pipeline = make_pipeline(args)
+    items = read_liveness_set(Path(args.source))
+    threshold = pipeline.config.liveness.threshold
+    rows, no_face = [], 0
+    for path, live in tqdm(items, desc="liveness", unit="img", file=sys.stderr):
+        row = {"image": str(path), "live": live}
+        try:
+            image = read_image_file(str(path), limits())
+            faces = pipeline.detect(image)
+        except FacedError as exc:
+            faces, row["error"] = [], exc.code
+        if not faces:
+            no_face += 1
+            row.update(score=None, accepted=False, codes=["FACE_NOT_FOUND"])
+        else:
+            result = pipeline.add_liveness(image, faces[:1])[0].liveness  # the largest face
+            row.update(score=result["score"], accepted=result["live"], codes=result["codes"])
+        rows.append(row)
+    # An image without a usable face is rejected: score 0 for the error rates and the curve.
+    scores = np.array([r["score"] if r["score"] is not None else 0.0 for r in rows])
+    live = np.array([r["live"] for r in rows])
+    apcer, bpcer = error_rates(scores, live, threshold)
+    eer_threshold, eer = equal_error_threshold(scores, live)
+    summary = {"images": len(rows), "live_images": int(live.sum()), "attack_images": int((~live).sum()),
+               "no_face": no_face, "apcer": apcer, "bpcer": bpcer, "acer": (apcer + bpcer) / 2,
+               "threshold": threshold, "eer_threshold": eer_threshold, "eer": eer,
+               "gated": sum(1 for r in rows if r["score"] is None and r["codes"] != ["FACE_NOT_FOUND"]),
+               "models": pipeline.liveness.identity, "results": rows}
+    if args.plot:
+        plot_det(scores, live, Path(args.plot), threshold)
+        summary["plot"] = args.plot
+    return summary
+
+
+def plot_det(scores: np.ndarray, live: np.ndarray, path: Path, threshold: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    thresholds = np.unique(np.r_[0.0, scores, 1.0 + 1e-9])
+    rates = np.array([error_rates(scores, live, t) for t in thresholds])
+    figure, axes = plt.subplots(figsize=(5, 4))
+    axes.plot(rates[:, 0], rates[:, 1], drawstyle="steps-post", label="DET")
+    at = error_rates(scores, live, threshold)
+    axes.plot([at[0]], [at[1]], "o", label=f"threshold {threshold}")
+    axes.set_xlabel("APCER (attacks accepted)")
+    axes.set_ylabel("BPCER (live faces rejected)")
+    axes.set_xlim(-0.02, 1.02)
+    axes.set_ylim(-0.02, 1.02)
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 # ------------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -472,10 +579,15 @@ def main(argv: list[str] | None = None) -> int:
     calibrate.add_argument("--seed", type=int, default=0)
     calibrate.add_argument("--write", action="store_true", help="store the fit in models/manifest.toml")
     calibrate.add_argument("--json", required=True)
+    liveness = commands.add_parser("liveness", help="APCER, BPCER and ACER on real and spoof images")
+    liveness.add_argument("source", help="folder with real/ and fake/ (or spoof/) subfolders, or CSV path,label")
+    liveness.add_argument("--plot", help="DET plot PNG (default: next to --json)")
+    liveness.add_argument("--json", required=True)
     args = parser.parse_args(argv)
-    if args.command == "pairs" and not args.plot:
-        args.plot = str(Path(args.json).with_suffix(".roc.png"))
-    handler = {"pairs": cmd_pairs, "boxes": cmd_boxes, "calibrate": cmd_calibrate}[args.command]
+    if args.command in ("pairs", "liveness") and not args.plot:
+        args.plot = str(Path(args.json).with_suffix(".roc.png" if args.command == "pairs" else ".det.png"))
+    handler = {"pairs": cmd_pairs, "boxes": cmd_boxes, "calibrate": cmd_calibrate,
+               "liveness": cmd_liveness}[args.command]
     summary = handler(args)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")

@@ -24,6 +24,7 @@ class Face:
     quality: Any = None  # vision.quality.Quality
     age: float | None = None
     gender: str | None = None
+    liveness: dict | None = None  # {"score": F or None, "live": bool, "codes": [...]}
     # Later stages (liveness, ...) may add results here by name.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -53,6 +54,8 @@ class Face:
             result["age"] = int(round(self.age))
         if self.gender is not None:
             result["gender"] = self.gender
+        if self.liveness is not None:
+            result["liveness"] = self.liveness
         if pose and self.mesh is not None:
             result["pose"] = self.mesh.pose()
             result["eyes_open"] = round(self.mesh.eye_openness(), 3)

@@ -45,6 +45,7 @@ class Pipeline:
         self.embedder = SFaceEmbedder(self.manifest, self.config.embedder.precision, threads)
         self.mesh = FaceMesh(self.manifest, threads)
         self._attributes = None
+        self._liveness = None
         self._calibration: Calibration | None = None
 
     @property
@@ -92,6 +93,31 @@ class Pipeline:
         for face in faces:
             face.quality = quality_codes.assess(face, image.shape, self.config.quality, mesh=face.mesh,
                                                 aligned=face.aligned)
+        return faces
+
+    @property
+    def liveness(self):
+        if self._liveness is None:
+            from .liveness import PassiveLiveness
+
+            self._liveness = PassiveLiveness(self.manifest, self.config.liveness.v2_precision,
+                                             self.config.liveness.v1se_precision, self.config.vision.threads)
+        return self._liveness
+
+    def add_liveness(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
+        """Passive liveness of each face: {"score", "live", "codes"}. A face that a quality gate stops is
+        not scored (score None, live False) and its codes say which gate stopped it."""
+        self.assess(image, [face for face in faces if face.quality is None])
+        settings = self.config.liveness
+        for face in faces:
+            gates = quality_codes.liveness_gates(face, face.quality, settings)
+            if gates:
+                face.liveness = {"score": None, "live": False, "codes": gates}
+                continue
+            score = self.liveness.score(image, face.box)
+            live = score >= settings.threshold
+            face.liveness = {"score": round(score, 4), "live": live,
+                             "codes": [] if live else [quality_codes.FACE_NOT_LIVE]}
         return faces
 
     def add_attributes(self, image: np.ndarray, faces: list[Face]) -> list[Face]:

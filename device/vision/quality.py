@@ -12,6 +12,9 @@ Every caller (CLI, HTTP contracts, enrolment, camera) maps these codes to its ow
   EYES_CLOSED           eye openness under min_eyes_open (face mesh)
   FACE_IS_OCCLUDED      best effort: the face mesh's own face-presence score under min_mesh_presence; it
                         catches hands, masks and objects over most of the face, not sunglasses or a scarf
+  FACE_LOW_CONFIDENCE   the detector's score under liveness.min_detector_score (liveness is not trusted)
+  FACE_BOX_DEGENERATE   a box whose height/width is implausible for a face (liveness is not trusted)
+  FACE_NOT_LIVE         passive liveness score under liveness.threshold
 
 The mesh-based codes are decided only when the mesh ran (callers ask for it); the others always are.
 """
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..config import QualityConfig
+from ..config import LivenessConfig, QualityConfig
 from .face import Face
 from .mesh import MeshResult
 
@@ -35,10 +38,19 @@ FACE_CROPPED = "FACE_CROPPED"
 FACE_ANGLE_TOO_LARGE = "FACE_ANGLE_TOO_LARGE"
 EYES_CLOSED = "EYES_CLOSED"
 FACE_IS_OCCLUDED = "FACE_IS_OCCLUDED"
+FACE_LOW_CONFIDENCE = "FACE_LOW_CONFIDENCE"
+FACE_BOX_DEGENERATE = "FACE_BOX_DEGENERATE"
+FACE_NOT_LIVE = "FACE_NOT_LIVE"
+
+# Quality codes under which a passive liveness score means nothing: the crop would lack the face's
+# surroundings (cropped, too close), hold too few pixels (too small), or show the face from an angle or with
+# closed eyes that the anti-spoofing models were not trained on.
+LIVENESS_GATES = (FACE_CROPPED, FACE_TOO_SMALL, FACE_TOO_CLOSE, FACE_ANGLE_TOO_LARGE, EYES_CLOSED)
 
 # Order in which codes are reported: the most fundamental problem first.
 CODE_ORDER = (FACE_NOT_FOUND, TOO_MANY_FACES, FACE_CROPPED, FACE_TOO_SMALL, FACE_TOO_CLOSE,
-              FACE_CLOSE_TO_BORDER, FACE_ANGLE_TOO_LARGE, FACE_IS_OCCLUDED, EYES_CLOSED)
+              FACE_CLOSE_TO_BORDER, FACE_ANGLE_TOO_LARGE, FACE_IS_OCCLUDED, EYES_CLOSED, FACE_LOW_CONFIDENCE,
+              FACE_BOX_DEGENERATE, FACE_NOT_LIVE)
 
 
 @dataclass
@@ -134,3 +146,14 @@ def landmark_pose(face: Face) -> dict:
     offset = float(np.dot(nose - midline, axis)) / distance  # about +-0.5 at a profile
     yaw = float(np.degrees(np.arcsin(np.clip(offset * 2.0, -1.0, 1.0))))
     return {"yaw": round(yaw, 1), "pitch": 0.0, "roll": round(roll, 1)}
+
+
+def liveness_gates(face: Face, quality: Quality, config: LivenessConfig) -> list[str]:
+    """Why a passive liveness score of this face would not be trusted (empty: it can be scored)."""
+    codes = {c for c in quality.codes if c in LIVENESS_GATES}
+    if face.score < config.min_detector_score:
+        codes.add(FACE_LOW_CONFIDENCE)
+    width, height = float(face.box[2]), float(face.box[3])
+    if width <= 0 or height <= 0 or not config.min_box_aspect <= height / width <= config.max_box_aspect:
+        codes.add(FACE_BOX_DEGENERATE)
+    return [c for c in CODE_ORDER if c in codes]
