@@ -1,0 +1,97 @@
+"""Schema of the SQLite file and its forward migrations.
+
+PRAGMA user_version holds the schema version; `migrate` applies every step above it, each in its own
+transaction, so a file is always at one version or the next, never between.
+"""
+from __future__ import annotations
+
+EMBEDDING_DIM = 128
+
+# Each step takes the file from version i to i + 1. Append new steps; never edit a released one.
+MIGRATIONS: list[str] = [
+    f"""
+    CREATE TABLE collections (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL,
+        -- what produced the vectors: a collection never mixes vectors of different embedders
+        embedder_model TEXT NOT NULL,
+        embedder_precision TEXT NOT NULL,
+        embedder_sha256 TEXT NOT NULL
+    );
+    CREATE TABLE persons (
+        id TEXT PRIMARY KEY,  -- uuid4
+        collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{{}}',
+        created TEXT NOT NULL
+    );
+    CREATE INDEX persons_by_collection ON persons(collection_id, name);
+    CREATE TABLE faces (
+        id INTEGER PRIMARY KEY,
+        person_id TEXT NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+        collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+        quality INTEGER,
+        thumbnail BLOB NOT NULL,  -- the aligned 112x112 crop, JPEG: lets `faced reembed` recompute vectors
+        bits BLOB NOT NULL,       -- sign bits of the embedding (16 bytes): the in-memory search prefilter
+        source TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL
+    );
+    CREATE INDEX faces_by_person ON faces(person_id);
+    CREATE INDEX faces_by_collection ON faces(collection_id);
+    CREATE VIRTUAL TABLE face_vectors USING vec0(
+        face_id INTEGER PRIMARY KEY,
+        embedding float[{EMBEDDING_DIM}] distance_metric=cosine,
+        collection_id INTEGER PARTITION KEY
+    );
+    -- Every face added or removed, in commit order: processes holding a search index catch up from it.
+    CREATE TABLE face_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        collection_id INTEGER NOT NULL,
+        face_id INTEGER NOT NULL,
+        op TEXT NOT NULL CHECK (op IN ('add', 'remove'))
+    );
+    CREATE TRIGGER faces_added AFTER INSERT ON faces BEGIN
+        INSERT INTO face_log(collection_id, face_id, op) VALUES (new.collection_id, new.id, 'add');
+    END;
+    -- Cascading deletes fire this too: the vector leaves with its face, in the same transaction.
+    CREATE TRIGGER faces_removed AFTER DELETE ON faces BEGIN
+        DELETE FROM face_vectors WHERE face_id = old.id;
+        INSERT INTO face_log(collection_id, face_id, op) VALUES (old.collection_id, old.id, 'remove');
+    END;
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(connection) -> int:
+    """Bring the file up to SCHEMA_VERSION; returns the version it had."""
+    found = connection.execute("PRAGMA user_version").fetchone()[0]
+    if found > SCHEMA_VERSION:
+        from ..errors import FacedError
+
+        raise FacedError(f"the database is at schema version {found}, newer than this faced ({SCHEMA_VERSION})",
+                         "DB_TOO_NEW")
+    from .db import transaction
+
+    for version in range(found, SCHEMA_VERSION):
+        with transaction(connection):
+            for statement in _statements(MIGRATIONS[version]):
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {version + 1}")
+    return found
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into complete statements (triggers hold ';' between BEGIN and END)."""
+    import sqlite3
+
+    statements, current = [], []
+    for line in script.strip().splitlines():
+        current.append(line)
+        text = "\n".join(current).strip()
+        if sqlite3.complete_statement(text):
+            statements.append(text)
+            current = []
+    return statements
