@@ -69,12 +69,64 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true")
     doctor.set_defaults(handler=cmd_doctor)
 
+    _add_store_commands(commands)
+
     bench = commands.add_parser("bench", help="measure per-stage latency, frames/s and memory")
     from .bench import add_arguments as add_bench_arguments
 
     add_bench_arguments(bench)
     bench.set_defaults(handler=cmd_bench)
     return parser
+
+
+def _add_store_commands(commands) -> None:
+    def command(parent, name, helptext, handler, *arguments):
+        sub = parent.add_parser(name, help=helptext)
+        for args, kwargs in arguments:
+            sub.add_argument(*args, **kwargs)
+        sub.add_argument("--json", action="store_true")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    collection = (("--collection",), {"required": True, "metavar": "NAME"})
+    force = (("--force",), {"action": "store_true",
+                            "help": "accept photos that duplicate another person or do not match this one"})
+    images = (("images",), {"nargs": "+", "metavar": "IMAGE"})
+
+    collections = commands.add_parser("collections", help="face collections: create, list, delete")
+    sub = collections.add_subparsers(dest="action", metavar="ACTION", required=True)
+    command(sub, "create", "create a collection", cmd_collections_create, (("name",), {"metavar": "NAME"}))
+    command(sub, "list", "list collections", cmd_collections_list)
+    command(sub, "delete", "erase a collection and everything in it", cmd_collections_delete,
+            (("name",), {"metavar": "NAME"}))
+
+    persons = commands.add_parser("persons", help="persons of a collection: add, add-faces, list, show, delete")
+    sub = persons.add_subparsers(dest="action", metavar="ACTION", required=True)
+    command(sub, "add", "enrol a person from one or more photos", cmd_persons_add, collection,
+            (("--name",), {"required": True, "metavar": "PERSON"}),
+            (("--metadata",), {"metavar": "JSON", "help": "a JSON object stored with the person"}), force, images)
+    command(sub, "add-faces", "add photos to an enrolled person", cmd_persons_add_faces,
+            (("person_id",), {"metavar": "ID"}), force, images)
+    command(sub, "list", "persons of a collection", cmd_persons_list, collection)
+    command(sub, "show", "one person", cmd_persons_show, (("person_id",), {"metavar": "ID"}))
+    command(sub, "delete", "erase a person, its faces, vectors and thumbnails", cmd_persons_delete,
+            (("person_id",), {"metavar": "ID"}))
+
+    command(commands, "enroll", "enrol a folder: one person per subfolder, named as the folder", cmd_enroll,
+            (("folder",), {"metavar": "DIR"}), collection, force)
+    command(commands, "search", "find the enrolled persons in an image (every face)", cmd_search,
+            (("image",), {"metavar": "IMAGE"}), collection,
+            (("--min-score",), {"type": float, "help": "calibrated score (default recognition.min_similarity_score)"}),
+            (("--max-results",), {"type": int, "default": 1, "help": "persons per face (default 1)"}))
+    command(commands, "reembed", "recompute a collection's vectors with the current embedder", cmd_reembed,
+            collection)
+    command(commands, "export", "write a collection to one portable file", cmd_export, collection,
+            (("file",), {"metavar": "FILE"}))
+    command(commands, "import", "add the collection of an exported file", cmd_import,
+            (("file",), {"metavar": "FILE"}), (("--as",), {"dest": "name", "metavar": "NAME"}),
+            (("--reembed",), {"action": "store_true", "help": "recompute vectors made by another embedder"}))
+    command(commands, "backup", "consistent copy of the whole database while it is in use", cmd_backup,
+            (("file",), {"metavar": "FILE"}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -373,6 +425,185 @@ def _doctor_models(config: Config) -> str:
         verify_file(row["_variant"])
     selected = ", ".join(f"{row['model']} {row['precision']}" for row in rows if row["selected"])
     return f"{len(rows)} files verified (sha256); in use: {selected}"
+
+
+# --------------------------------------------------------------------------------------------- store
+def _store(config: Config):
+    from .store.db import Store
+
+    return Store(config.db_path)
+
+
+def _report(args, value: dict | list, text: str) -> None:
+    if args.json:
+        _print_json(value)
+    else:
+        print(text)
+
+
+def cmd_collections_create(args, config: Config) -> int:
+    with _store(config) as store:
+        collection = store.create_collection(args.name, _pipeline(config).embedder.identity)
+        _report(args, collection.to_dict(), f"created collection {collection.name!r}")
+    return EXIT_OK
+
+
+def cmd_collections_list(args, config: Config) -> int:
+    with _store(config) as store:
+        rows = [c.to_dict() for c in store.collections()]
+    _report(args, rows, "\n".join(f"{r['collection_name']:<30} {r['persons']:>7} persons {r['faces']:>8} faces  "
+                                  f"{r['embedder']['model']} {r['embedder']['precision']}" for r in rows)
+            or "no collections")
+    return EXIT_OK
+
+
+def cmd_collections_delete(args, config: Config) -> int:
+    with _store(config) as store:
+        erased = store.delete_collection(args.name)
+    _report(args, {"erased": erased}, f"erased collection {args.name!r}: {erased['persons']} persons, "
+                                      f"{erased['faces']} faces with their vectors and thumbnails")
+    return EXIT_OK
+
+
+def _enroller(store, config: Config):
+    from .store.enrol import Enroller
+
+    return Enroller(store, _pipeline(config), limits=_limits(config))
+
+
+def _outcome_lines(outcomes) -> str:
+    return "\n".join(f"  {'accepted' if o.accepted else 'REJECTED'} {o.source}"
+                     f"{'' if o.accepted else f': {o.code}: {o.message}'}" for o in outcomes)
+
+
+def cmd_persons_add(args, config: Config) -> int:
+    try:
+        metadata = json.loads(args.metadata) if args.metadata else {}
+    except json.JSONDecodeError as exc:
+        raise FacedError(f"--metadata is not JSON: {exc}", "INVALID_METADATA") from None
+    if not isinstance(metadata, dict):
+        raise FacedError("--metadata must be a JSON object", "INVALID_METADATA")
+    with _store(config) as store:
+        enroller = _enroller(store, config)
+        candidates = [enroller.read(path) for path in args.images]
+        person_id, outcomes = enroller.add_person(args.collection, args.name, candidates, metadata, args.force)
+    result = {"person_id": person_id, "person_name": args.name, "faces": [o.to_dict() for o in outcomes]}
+    _report(args, result, (f"enrolled {args.name!r} as {person_id}" if person_id else
+                           f"{args.name!r} was not enrolled: no photo was accepted") + "\n" + _outcome_lines(outcomes))
+    return EXIT_OK if person_id else EXIT_ERROR
+
+
+def cmd_persons_add_faces(args, config: Config) -> int:
+    with _store(config) as store:
+        enroller = _enroller(store, config)
+        outcomes = enroller.add_faces(args.person_id, [enroller.read(p) for p in args.images], args.force)
+    _report(args, {"person_id": args.person_id, "faces": [o.to_dict() for o in outcomes]},
+            f"person {args.person_id}:\n" + _outcome_lines(outcomes))
+    return EXIT_OK if any(o.accepted for o in outcomes) else EXIT_ERROR
+
+
+def cmd_persons_list(args, config: Config) -> int:
+    with _store(config) as store:
+        rows = [p.to_dict() for p in store.persons(store.collection(args.collection))]
+    _report(args, rows, "\n".join(f"{r['person_id']}  {len(r['face_ids']):>3} faces  {r['person_name']}"
+                                  for r in rows) or "no persons")
+    return EXIT_OK
+
+
+def cmd_persons_show(args, config: Config) -> int:
+    with _store(config) as store:
+        person = store.person(args.person_id).to_dict()
+    _report(args, person, "\n".join(f"{k}: {v}" for k, v in person.items()))
+    return EXIT_OK
+
+
+def cmd_persons_delete(args, config: Config) -> int:
+    with _store(config) as store:
+        erased = store.delete_person(args.person_id)
+    _report(args, {"erased": erased}, f"erased {erased['person_name']!r} ({erased['person_id']}): "
+                                      f"{erased['faces']} faces with their vectors and thumbnails")
+    return EXIT_OK
+
+
+def cmd_enroll(args, config: Config) -> int:
+    from tqdm import tqdm
+
+    from pathlib import Path as _Path
+
+    folder = _Path(args.folder)
+    if not folder.is_dir():
+        raise FacedError(f"{folder} is not a folder", "NOT_A_FOLDER")
+    people = [p for p in folder.iterdir() if p.is_dir()]
+    with _store(config) as store, tqdm(total=len(people), unit="person", file=sys.stderr,
+                                       disable=args.json and not sys.stderr.isatty()) as bar:
+        summary = _enroller(store, config).enrol_folder(folder, args.collection, args.force,
+                                                        progress=lambda name: bar.update())
+    text = [f"enrolled {sum(1 for p in summary['persons'] if p['person_id'])} of {len(summary['persons'])} persons, "
+            f"{summary['accepted']} photos accepted, {len(summary['rejected'])} rejected"]
+    text += [f"  REJECTED {r['source']}: {r.get('code')}: {r.get('message', '')}" for r in summary["rejected"]]
+    _report(args, summary, "\n".join(text))
+    return EXIT_OK
+
+
+def cmd_search(args, config: Config) -> int:
+    from .imaging import read_image_file
+    from .store.search import Searcher
+
+    image = read_image_file(args.image, _limits(config))
+    min_score = config.recognition.min_similarity_score if args.min_score is None else args.min_score
+    with _store(config) as store:
+        result = Searcher(store, _pipeline(config)).search_image(args.collection, image, min_score,
+                                                                 max(1, args.max_results))
+    lines = [f"{r['person_name']} ({r['person_id']}) score {r['similarity_score']:.3f} at "
+             f"{' '.join(f'{v:.0f}' for v in r['box'])}" for r in result["person_search_results"]]
+    lines += [f"unknown face at {' '.join(f'{v:.0f}' for v in u['box'])}" for u in result["unrecognized_faces"]]
+    _report(args, result, "\n".join(lines) or "no face found")
+    return EXIT_OK
+
+
+def _reembed_function(config: Config):
+    from .store.portable import decode_thumbnail
+
+    embedder = _pipeline(config).embedder
+    return embedder, lambda thumbnail: embedder.embed(decode_thumbnail(thumbnail))
+
+
+def cmd_reembed(args, config: Config) -> int:
+    from .store.portable import reembed_collection
+
+    embedder, reembed = _reembed_function(config)
+    with _store(config) as store:
+        result = reembed_collection(store, args.collection, embedder.identity, reembed)
+    _report(args, result, f"re-embedded {result['faces']} faces of {args.collection!r} with "
+                          f"{embedder.identity['model']} {embedder.identity['precision']}")
+    return EXIT_OK
+
+
+def cmd_export(args, config: Config) -> int:
+    from .store.portable import export_collection
+
+    with _store(config) as store:
+        result = export_collection(store, args.collection, args.file)
+    _report(args, result, f"exported {result['persons']} persons, {result['faces']} faces to {args.file}")
+    return EXIT_OK
+
+
+def cmd_import(args, config: Config) -> int:
+    from .store.portable import import_collection
+
+    embedder, reembed = _reembed_function(config)
+    with _store(config) as store:
+        result = import_collection(store, args.file, embedder.identity, args.name, reembed if args.reembed else None)
+    _report(args, result, f"imported {result['persons']} persons, {result['faces']} faces as "
+                          f"{result['collection_name']!r}")
+    return EXIT_OK
+
+
+def cmd_backup(args, config: Config) -> int:
+    with _store(config) as store:
+        store.backup(args.file)
+    _report(args, {"file": args.file}, f"backed up {config.db_path} to {args.file}")
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------------------------- bench

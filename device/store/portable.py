@@ -1,0 +1,129 @@
+"""Export a collection to one file, import it elsewhere, and recompute vectors after a model change.
+
+An export is a SQLite file with faced's own schema holding one collection: persons (ids kept), faces with
+thumbnails, vectors, and the embedder identity (model, precision, sha256) that made them. Import refuses a
+file whose embedder differs from the importing device's, unless asked to re-embed from the thumbnails.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import FacedError
+from .db import Conflict, NewFace, Store, transaction
+
+
+def export_collection(store: Store, name: str, target: str | Path) -> dict:
+    target = Path(target)
+    if target.exists():
+        raise Conflict(f"{target} exists; choose a new file", "FILE_EXISTS")
+    collection = store.collection(name)
+    with Store(target) as out:
+        copy = out.create_collection(collection.name, collection.embedder)
+        for person in store.persons(collection):
+            faces = [_stored_face(store, face_id) for face_id in person.face_ids]
+            _insert_person(out, copy.id, person.id, person.name, person.metadata, person.created, faces)
+        out.checkpoint()
+    return {"collection_name": name, "file": str(target), "persons": collection.persons, "faces": collection.faces,
+            "embedder": collection.embedder}
+
+
+def import_collection(store: Store, source: str | Path, embedder: dict, name: str | None = None,
+                      reembed=None) -> dict:
+    """Add the collection of an export file to `store` (as `name`, default its own name).
+
+    `reembed(thumbnail_bytes) -> embedding` recomputes vectors when the file's embedder is not `embedder`.
+    """
+    source = Path(source)
+    if not source.is_file():
+        raise FacedError(f"{source} does not exist", "FILE_NOT_FOUND")
+    with Store(source) as incoming:
+        collections = incoming.collections()
+        if len(collections) != 1:
+            raise FacedError(f"{source} is not a faced export (it holds {len(collections)} collections)",
+                             "INVALID_EXPORT")
+        theirs = collections[0]
+        if theirs.embedder["sha256"] != embedder["sha256"] and reembed is None:
+            raise FacedError(
+                f"{source} was made with {theirs.embedder['model']} {theirs.embedder['precision']} "
+                f"({theirs.embedder['sha256'][:12]}), this device embeds with {embedder['model']} "
+                f"{embedder['precision']} ({embedder['sha256'][:12]}): import with --reembed", "EMBEDDER_MISMATCH")
+        mine = store.create_collection(name or theirs.name, embedder)
+        persons = incoming.persons(theirs)
+        try:
+            _import_persons(store, incoming, theirs, mine, persons, embedder, reembed)
+        except BaseException:
+            store.delete_collection(mine.name)  # no half-imported collection is left behind
+            raise
+    return {"collection_name": mine.name, "file": str(source), "persons": len(persons),
+            "faces": sum(len(p.face_ids) for p in persons), "reembedded": theirs.embedder["sha256"] != embedder["sha256"]}
+
+
+def _import_persons(store, incoming, theirs, mine, persons, embedder, reembed) -> None:
+    with store.transaction():
+        for person in persons:
+            if store.connection.execute("SELECT 1 FROM persons WHERE id = ?", (person.id,)).fetchone():
+                raise Conflict(f"person {person.id} already exists in this database", "PERSON_EXISTS")
+            faces = [_stored_face(incoming, face_id) for face_id in person.face_ids]
+            if theirs.embedder["sha256"] != embedder["sha256"]:
+                faces = [NewFace(reembed(f.thumbnail), f.thumbnail, f.quality, f.source) for f in faces]
+            _insert_person(store, mine.id, person.id, person.name, person.metadata, person.created, faces,
+                           in_transaction=True)
+
+
+def reembed_collection(store: Store, name: str, embedder: dict, reembed) -> dict:
+    """Recompute every vector of a collection from its stored aligned crops, in one transaction."""
+    collection = store.collection(name)
+    face_rows = store.connection.execute("SELECT id, thumbnail FROM faces WHERE collection_id = ?",
+                                         (collection.id,)).fetchall()
+    vectors = [(face_id, np.asarray(reembed(thumbnail), np.float32)) for face_id, thumbnail in face_rows]
+    from .db import sign_bits
+
+    with store.transaction():
+        for face_id, vector in vectors:
+            store.connection.execute("DELETE FROM face_vectors WHERE face_id = ?", (face_id,))
+            store.connection.execute("INSERT INTO face_vectors(face_id, embedding, collection_id) VALUES (?, ?, ?)",
+                                     (face_id, vector.tobytes(), collection.id))
+            # Re-log the face so that search indexes of other processes pick up its new bits.
+            store.connection.execute("UPDATE faces SET bits = ? WHERE id = ?", (sign_bits(vector), face_id))
+            store.connection.execute("INSERT INTO face_log(collection_id, face_id, op) VALUES (?, ?, 'remove')",
+                                     (collection.id, face_id))
+            store.connection.execute("INSERT INTO face_log(collection_id, face_id, op) VALUES (?, ?, 'add')",
+                                     (collection.id, face_id))
+        store.connection.execute(
+            "UPDATE collections SET embedder_model = ?, embedder_precision = ?, embedder_sha256 = ? WHERE id = ?",
+            (embedder["model"], embedder["precision"], embedder["sha256"], collection.id))
+    return {"collection_name": name, "faces": len(vectors), "embedder": embedder,
+            "previous_embedder": collection.embedder}
+
+
+def decode_thumbnail(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FacedError("a stored thumbnail cannot be decoded", "INVALID_THUMBNAIL")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _stored_face(store: Store, face_id: int) -> NewFace:
+    quality, thumbnail, source = store.connection.execute(
+        "SELECT quality, thumbnail, source FROM faces WHERE id = ?", (face_id,)).fetchone()
+    return NewFace(store.vectors([face_id])[face_id], thumbnail, quality, source)
+
+
+def _insert_person(store: Store, collection_id: int, person_id: str, name: str, metadata: dict, created: str,
+                   faces: list[NewFace], in_transaction: bool = False) -> None:
+    def write():
+        store.connection.execute(
+            "INSERT INTO persons(id, collection_id, name, metadata, created) VALUES (?, ?, ?, ?, ?)",
+            (person_id, collection_id, name, json.dumps(metadata, ensure_ascii=False), created))
+        collection = next(c for c in store.collections() if c.id == collection_id)
+        store._insert_faces(collection, person_id, faces)
+
+    if in_transaction:
+        write()
+    else:
+        with transaction(store.connection):
+            write()
