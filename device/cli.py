@@ -391,6 +391,7 @@ def cmd_doctor(args, config: Config) -> int:
     check("tflite runtime", _doctor_runtime)
     check("sqlite", _doctor_sqlite)
     check("models", lambda: _doctor_models(config))
+    check("database", lambda: _doctor_database(config))
     check("config", lambda: f"db {config.db_path}, API {config.api.host}:{config.api.port}, "
                             f"MQTT {'configured' if config.mqtt.url else 'off (events stay in the outbox)'}")
     ok = all(item["ok"] for item in checks)
@@ -415,6 +416,21 @@ def _doctor_sqlite() -> str:
 
     info = describe()
     return f"{info['loader']}, SQLite {info['sqlite']}, sqlite-vec {info['sqlite_vec']}"
+
+
+def _doctor_database(config: Config) -> str:
+    from .store.db import Store
+    from .store.schema import SCHEMA_VERSION
+
+    if not config.db_path.exists():
+        return f"{config.db_path} does not exist yet (created on first use)"
+    with Store(config.db_path) as store:
+        collections = store.collections()
+        integrity = store.integrity()
+    if integrity != "ok":
+        raise RuntimeError(f"{config.db_path}: integrity check says {integrity}")
+    return (f"{config.db_path}: schema {SCHEMA_VERSION}, {len(collections)} collections, "
+            f"{sum(c.faces for c in collections)} faces, integrity ok")
 
 
 def _doctor_models(config: Config) -> str:
