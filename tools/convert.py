@@ -13,7 +13,11 @@ For each model in MODELS (see DESIGN.md, "Models" and "Precision policy"):
 Needs the `tools` extra (tensorflow, onnx2tf, onnx, onnxruntime, opencv-python-headless 4.x, tomli-w);
 the appliance never does. `--check` re-measures the shipped files without TensorFlow.
 
-    python tools/convert.py [--models yunet,sface,age,gender] [--precisions fp32,fp16,dynamic,int8] [--check]
+    python tools/convert.py [--models yunet,sface,age,gender,minifasnet_v2,minifasnet_v1se]
+                            [--precisions fp32,fp16,dynamic,int8] [--check]
+
+The two MiniFASNet models (liveness) are fused into one score: their pairs of variants are measured together
+([minifasnet_fused] in the manifest) whenever either of them is converted or checked.
 """
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ from tqdm import tqdm  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the model math lives in the runtime package: reuse it, never copy it
 
-from device.vision import attributes, yunet_decode  # noqa: E402
+from device.vision import attributes, liveness, yunet_decode  # noqa: E402
 from device.vision.align import align_face  # noqa: E402
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
@@ -337,6 +341,8 @@ class Photo:
     image: np.ndarray  # BGR, scaled so that the long side is <= DETECT_LONG_SIDE: what YuNet is given
     crops: list[np.ndarray] = field(default_factory=list)  # aligned 112x112 RGB, cut from the full-size image
     chips: dict[int, list[np.ndarray]] = field(default_factory=dict)  # age/gender chips (RGB) by size, likewise
+    # MiniFASNet crops (BGR, 80x80) by crop scale: liveness.liveness_crop around YuNet's box, full-size image
+    liveness: dict[float, list[np.ndarray]] = field(default_factory=dict)
 
 
 def scale_to_long_side(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
@@ -390,6 +396,15 @@ class Material:
         """The same faces as crops(), cut as device/vision/attributes.py cuts them for the age/gender models."""
         return [c for p in self.photos if p.split == split for c in p.chips.get(size, [])]
 
+    def liveness_crops(self, split: str, scale: float) -> list[np.ndarray]:
+        """The same faces as crops(), cut for a MiniFASNet model (BGR 80x80) as device/vision/liveness.py
+        cuts them: the upstream crop rule at `scale` around YuNet's box as it comes."""
+        return [c for p in self.photos if p.split == split for c in p.liveness.get(scale, [])]
+
+    def liveness_crops_of(self, name: str, scale: float) -> list[np.ndarray]:
+        """MiniFASNet crops of one photo (its path relative to the data folder), whatever its split."""
+        return next((p.liveness.get(scale, []) for p in self.photos if p.name == name), [])
+
     def photo_count(self, split: str, video: bool = False) -> int:
         """Still photos (or, with video=True, video frames) in a split."""
         return sum(p.split == split and ("#" in p.name) == video for p in self.photos)
@@ -399,17 +414,22 @@ class Material:
         photo = Photo(name, split, small)
         if has_faces:
             rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-            landmarks = [marks / scale for marks in self._landmarks(small)]
+            faces = self._faces(small)
+            landmarks = [f[4:14].reshape(5, 2) / scale for f in faces]
+            boxes = [f[:4] / scale for f in faces]
             photo.crops = [align_face(rgb, marks) for marks in landmarks]
             photo.chips = {size: [attributes.face_chip(rgb, marks, size) for marks in landmarks]
                            for size in CHIP_SIZES}
+            photo.liveness = {s: [liveness.liveness_crop(image, box, s) for box in boxes]
+                              for s in liveness.CROP_SCALES.values()}
         self.photos.append(photo)
 
-    def _landmarks(self, image: np.ndarray) -> list[np.ndarray]:
+    def _faces(self, image: np.ndarray) -> list[np.ndarray]:
+        """OpenCV's FaceDetectorYN rows (box x, y, w, h, 5 landmarks, score) in float64, in its order."""
         h, w = image.shape[:2]
         detector = cv2.FaceDetectorYN.create(self.detector_onnx, "", (w, h), CROP_SCORE, 0.3, 5000)
         _, faces = detector.detect(image)
-        return [] if faces is None else [f[4:14].reshape(5, 2).astype(np.float64) for f in faces]
+        return [] if faces is None else [f.astype(np.float64) for f in faces]
 
     def _add_video_frames(self) -> None:
         capture = cv2.VideoCapture(str(self.data / "faces" / VIDEO))
@@ -639,6 +659,71 @@ class AttributeTask:
                 f"device/vision/attributes.py does; {what}; prob_diff_max = largest change of any class probability")
 
 
+class LivenessTask:
+    """MiniFASNet (V2 at crop 2.7, V1SE at 4.0): 80x80 BGR 0-255 crops cut by device/vision/liveness.py around
+    YuNet's boxes; compared by the live (class-1) softmax probability.
+
+    DESIGN's bar is on the fused score (the mean of the two models' live probabilities): within 0.05 of the
+    reference's on every face and the same decision at 0.5. A variant passes when its own live probability
+    stays within 0.05 of the reference's on every crop: then any pair of passing variants keeps the fused score
+    within 0.05 (the mean of two changes of at most 0.05). The decisions are a property of a pair: fused_liveness
+    measures every pair and the default pair must keep every one.
+    """
+
+    def __init__(self, key: str):
+        self.key = key
+        self.scale = liveness.CROP_SCALES[key]
+
+    def inputs(self, material: Material, split: str) -> list[np.ndarray]:
+        return [liveness.model_input(crop) for crop in material.liveness_crops(split, self.scale)]
+
+    @staticmethod
+    def probabilities(outputs: list[dict]) -> np.ndarray:
+        """[samples, 3] softmax probabilities of each sample's logits."""
+        return np.stack([liveness.softmax(next(iter(o.values()))) for o in outputs])
+
+    def fidelity(self, reference: list[dict], variant: list[dict], inputs: list[np.ndarray]) -> dict:
+        want, got = self.probabilities(reference), self.probabilities(variant)
+        live = np.abs(got[:, liveness.LIVE_CLASS] - want[:, liveness.LIVE_CLASS])
+        flips = (got[:, liveness.LIVE_CLASS] >= 0.5) != (want[:, liveness.LIVE_CLASS] >= 0.5)
+        return {"samples": len(want), "live_diff_max": round(float(live.max()), 4),
+                "live_diff_mean": round(float(live.mean()), 4),
+                "prob_diff_max": round(float(np.abs(got - want).max()), 4), "model_flips": int(flips.sum())}
+
+    def passes(self, f: dict) -> bool:
+        return f["live_diff_max"] <= LIVENESS_BAR
+
+    def crosscheck(self, upstream: Path, reference: OnnxRunner, material: Material) -> str:
+        """The reference is the upstream file itself; with faced's crops it must answer upstream's three sample
+        images as upstream's own demo does (image_T1 real, image_F1 and image_F2 fake)."""
+        answers = []
+        for name, live in SILENT_FACE_SAMPLES.items():
+            crops = material.liveness_crops_of(name, self.scale)
+            if len(crops) != 1:
+                raise SystemExit(f"{name}: expected one face, found {len(crops)}")
+            p = self.probabilities([reference(liveness.model_input(crops[0]))])[0]
+            if (int(np.argmax(p)) == liveness.LIVE_CLASS) != live:
+                raise SystemExit(f"{self.key} reference calls {name} {'fake' if live else 'real'} ({p.round(3)}): "
+                                 "crop or channel order is wrong")
+            answers.append(f"{Path(name).stem} {p[liveness.LIVE_CLASS]:.3f}")
+        return f"answers upstream's sample images as upstream does (live probability: {', '.join(answers)})"
+
+    def method(self, material: Material) -> str:
+        return (f"{len(material.liveness_crops('fidelity', self.scale))} crops (upstream rule, scale {self.scale}, "
+                f"80x80 BGR) around YuNet's boxes (score >= {CROP_SCORE}, as they come) in "
+                f"{material.photo_count('fidelity')} photos of ../shared/data/faces including the liveness and "
+                f"silent-face spoofs (two of every three, sorted by path; the third calibrates); live_diff = "
+                f"|change of the class-1 softmax probability|; prob_diff_max = largest change of any class; "
+                f"model_flips = this model's own decisions at 0.5 that change; bar: live_diff_max <= "
+                f"{LIVENESS_BAR} (fused bar per pair: [{FUSED_KEY}])")
+
+
+LIVENESS_BAR = 0.05  # DESIGN: fused score within 0.05 of the reference's
+FUSED_KEY = "minifasnet_fused"
+FUSED_MODELS = ("minifasnet_v2", "minifasnet_v1se")
+SILENT_FACE_SAMPLES = {f"faces/silent-face/images/sample/image_{n}.jpg": n.startswith("T") for n in ("T1", "F1", "F2")}
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The registry. A new model is one entry: source, graph edits, task, and what the manifest says about it.
 
@@ -668,6 +753,26 @@ ATTRIBUTE_INPUT = {
              "on dlib's 5-point landmarks; faced fits its own 5 landmarks to that chip (attributes.CHIP_TEMPLATES)"),
     "resizable": False,
 }
+
+# MiniFASNet V2 and V1SE (Silent-Face): one crop each around the same face, scores fused by device/vision/liveness.py.
+LIVENESS_INPUT = {
+    "shape": [1, liveness.INPUT_SIZE, liveness.INPUT_SIZE, 3], "layout": "NHWC", "color": "BGR", "range": [0, 255],
+    "normalisation": "none",
+    "crop": ("upstream's CropImage: scale = min(crop_scale, (H-1)/h, (W-1)/w); box of (w*scale, h*scale) around "
+             "the face box's centre (aspect kept), shifted back inside the image, corners truncated to integers, "
+             "pixels inclusive, cv2.resize to 80x80 (device/vision/liveness.py liveness_crop); faced passes "
+             "YuNet's box as it comes"),
+    "resizable": False,
+}
+LIVENESS_OUTPUT = ("logits [1, 3]; softmax them: class 1 = real (live), classes 0 and 2 = spoof; the live score is "
+                   "the mean of the two models' class-1 probabilities (see [minifasnet_fused])")
+# Once per face, when liveness is asked for. Measured on x86-64 (ai-edge-litert 2.3.0, XNNPACK, median ms per
+# model, 1 / 2 threads on an idle machine; V2 and V1SE alike): fp32 1.0 / 0.62, fp16 1.0 / 0.62 (weights
+# expanded at load), dynamic 0.85 / 0.80, int8 4.4 / 4.5 (XNNPACK has no int8 PReLU; 2 threads do not help it).
+# With the second core busy, every 2-thread figure rises to 1.0-1.7 ms. fp16 is half of fp32's size at the same
+# speed and nearly exact (fused change 0.002); dynamic V1SE passes but moves the fused score 10x more (0.023)
+# and is slower at the default 2 threads; V2 dynamic and both int8 fail. int8 is never a default.
+LIVENESS_PREFER = ("fp16", "fp32", "dynamic")
 
 MODELS: dict[str, ModelSpec] = {
     "yunet": ModelSpec(
@@ -736,6 +841,30 @@ MODELS: dict[str, ModelSpec] = {
         # passes, is the smallest (142 kB) and fastest (0.15 / 0.09 ms against fp32's 0.49 / 0.27, 1 / 2 threads).
         prefer=("dynamic", "int8", "fp16", "fp32"),
         onnx2tf_args=("-b", "1"),
+        fold_weights=False,
+    ),
+    "minifasnet_v2": ModelSpec(
+        stem="minifasnet_v2",
+        role="liveness (crop 2.7x)",
+        licence="Apache-2.0",
+        source=DataFile("models-upstream/minifasnet-onnx/MiniFASNetV2.onnx",
+                        "4eed38f0bde33c9b805942a5f25e42ce1161e2bda545254be622be957727794e"),
+        task=LivenessTask("minifasnet_v2"),
+        input=LIVENESS_INPUT | {"crop_scale": liveness.CROP_SCALES["minifasnet_v2"]},
+        output=LIVENESS_OUTPUT,
+        prefer=LIVENESS_PREFER,
+        fold_weights=False,
+    ),
+    "minifasnet_v1se": ModelSpec(
+        stem="minifasnet_v1se",
+        role="liveness (crop 4.0x)",
+        licence="Apache-2.0",
+        source=DataFile("models-upstream/minifasnet-onnx/MiniFASNetV1SE.onnx",
+                        "d819a69bac6b9ade2a0f4d9b60b618e1260f7bf3ba1fddff6c5d82131cb1083f"),
+        task=LivenessTask("minifasnet_v1se"),
+        input=LIVENESS_INPUT | {"crop_scale": liveness.CROP_SCALES["minifasnet_v1se"]},
+        output=LIVENESS_OUTPUT,
+        prefer=LIVENESS_PREFER,
         fold_weights=False,
     ),
 }
@@ -825,6 +954,8 @@ class Context:
     cache: Path
     wheels: Path | None
     work: Path
+    # MiniFASNet live probabilities on the fidelity crops, by model and "reference" or precision (fused_liveness)
+    live: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @cached_property
     def material(self) -> Material:
@@ -880,9 +1011,13 @@ def tflite_from_saved_model(saved_model: Path, precision: str, calibration: list
 
 
 def measure(spec: ModelSpec, path: Path, outputs: list[str], inputs: list[np.ndarray],
-            reference_outputs: list[dict]) -> dict:
+            reference_outputs: list[dict], ctx: Context, precision: str) -> dict:
     runner = TfliteRunner(path, outputs)
     variant_outputs = [runner(x) for x in tqdm(inputs, desc=path.name, unit="sample", leave=False)]
+    if isinstance(spec.task, LivenessTask):  # kept for the fused score of the two models
+        live = ctx.live.setdefault(spec.task.key, {})
+        live.setdefault("reference", live_probabilities(reference_outputs))
+        live[precision] = live_probabilities(variant_outputs)
     return spec.task.fidelity(reference_outputs, variant_outputs, inputs)
 
 
@@ -919,7 +1054,7 @@ def convert_model(key: str, ctx: Context, precisions: list[str], out: Path, prog
         path = ctx.work / key / f"{spec.stem}_{precision}.tflite"
         path.write_bytes(tflite_from_saved_model(saved_model, precision, calibration))
         outputs = resolve_outputs(path, reference, fidelity_inputs[0])
-        fidelity = measure(spec, path, outputs, fidelity_inputs, reference_outputs)
+        fidelity = measure(spec, path, outputs, fidelity_inputs, reference_outputs, ctx, precision)
         variants[precision] = ship(spec, precision, path, outputs, fidelity, len(calibration), out)
         step(precision)
     return manifest_table(spec, material, crosscheck, variants)
@@ -1036,7 +1171,7 @@ def check_model(key: str, ctx: Context, out: Path, manifest: dict) -> list[str]:
             problems.append(f"{key} {precision}: {path.name} is missing or its sha256 differs from the manifest")
             continue
         outputs = entry.get("outputs") or reference.names
-        fidelity = measure(spec, path, outputs, inputs, reference_outputs)
+        fidelity = measure(spec, path, outputs, inputs, reference_outputs, ctx, precision)
         verdict = "pass" if spec.task.passes(fidelity) else "FAIL"
         tqdm.write(f"{key:6} {precision:8} {verdict}  {fidelity}")
         if verdict == "FAIL":
@@ -1044,6 +1179,109 @@ def check_model(key: str, ctx: Context, out: Path, manifest: dict) -> list[str]:
         elif fidelity != entry.get("fidelity"):
             tqdm.write(f"{'':16}manifest says {entry.get('fidelity')}")
     return problems
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Liveness: DESIGN's bar is on the fused score of the two MiniFASNet models, so it is measured per pair of
+# variants (both models see crops of the same faces, in the same order) and recorded in [minifasnet_fused].
+
+
+def live_probabilities(outputs: list[dict]) -> np.ndarray:
+    return LivenessTask.probabilities(outputs)[:, liveness.LIVE_CLASS]
+
+
+def fused_liveness(ctx: Context, out: Path, manifest_path: Path, check: bool = False) -> list[str]:
+    """Fused-score fidelity of every pair of variants; picks (or, with check, verifies) the default pair.
+
+    Live probabilities come from this run (every variant built, shipped or not) or, for a model not rebuilt,
+    from its shipped files. The default pair is the models' own defaults if that pair passes, else the first
+    passing pair of shipped variants in the models' preference order. Returns problems (check mode).
+    """
+    manifest = read_manifest(manifest_path)
+    if missing := [key for key in FUSED_MODELS if key not in manifest]:
+        message = f"{FUSED_KEY}: {', '.join(missing)} not converted yet, so the fused score is not measured"
+        if check:
+            return [message]
+        tqdm.write(message)
+        return []
+    live = {}
+    for key in FUSED_MODELS:
+        spec = MODELS[key]
+        known = dict(ctx.live.get(key, {}))
+        inputs = None
+        if "reference" not in known:
+            inputs = spec.task.inputs(ctx.material, "fidelity")
+            reference = OnnxRunner(reference_model(spec, ctx))
+            known["reference"] = live_probabilities([reference(x) for x in inputs])
+        for precision, entry in manifest.get(key, {}).get("variants", {}).items():
+            if precision in known or not entry.get("shipped"):
+                continue
+            path = out / entry["file"]
+            if not path.is_file() or sha256_of(path) != entry["sha256"]:
+                return [f"{key} {precision}: {path.name} is missing or differs from the manifest"]
+            inputs = inputs if inputs is not None else spec.task.inputs(ctx.material, "fidelity")
+            runner = TfliteRunner(path, entry.get("outputs") or ["output"])
+            known[precision] = live_probabilities([runner(x) for x in inputs])
+        live[key] = known
+    first, second = FUSED_MODELS
+    shipped = {key: {p for p, e in manifest.get(key, {}).get("variants", {}).items() if e.get("shipped")}
+               for key in FUSED_MODELS}
+    reference = (live[first]["reference"] + live[second]["reference"]) / 2
+    pairs = {}
+    for a in sorted((p for p in live[first] if p != "reference"), key=precision_order):
+        for b in sorted((p for p in live[second] if p != "reference"), key=precision_order):
+            if check and not (a in shipped[first] and b in shipped[second]):
+                continue
+            fused = (live[first][a] + live[second][b]) / 2
+            diff = np.abs(fused - reference)
+            flips = int(np.sum((fused >= 0.5) != (reference >= 0.5)))
+            pairs[f"{a}+{b}"] = {
+                first: a, second: b, "samples": len(fused),
+                "fused_diff_max": round(float(diff.max()), 4), "fused_diff_mean": round(float(diff.mean()), 4),
+                "decision_flips": flips, "passes": bool(diff.max() <= LIVENESS_BAR and flips == 0),
+                "shipped": a in shipped[first] and b in shipped[second],
+            }
+    for name, pair in pairs.items():
+        tqdm.write(f"fused  {name:16} {'pass' if pair['passes'] else 'FAIL'}  {'shipped' if pair['shipped'] else '':8}"
+                   f"diff max {pair['fused_diff_max']:.4f} mean {pair['fused_diff_mean']:.4f} "
+                   f"flips {pair['decision_flips']}/{pair['samples']}")
+    defaults = {key: manifest[key]["default_precision"] for key in FUSED_MODELS}
+    name = f"{defaults[first]}+{defaults[second]}"
+    if check:
+        table = manifest.get(FUSED_KEY, {})
+        problems = [f"{FUSED_KEY}: shipped pair {n} fails the fused bar: {p}" for n, p in pairs.items()
+                    if p["shipped"] and not p["passes"]]
+        if table.get("default") != defaults or name not in pairs:
+            problems.append(f"{FUSED_KEY}: default pair {table.get('default')} is not the models' shipped defaults "
+                            f"{defaults}")
+        elif table.get("fused") != {k: v for k, v in pairs[name].items() if k not in FUSED_MODELS}:
+            tqdm.write(f"{'':7}manifest says {table.get('fused')} for the default pair {name}")
+        return problems
+    if not (pairs.get(name, {}).get("passes") and pairs[name]["shipped"]):
+        candidates = [(a, b) for a in MODELS[first].prefer for b in MODELS[second].prefer
+                      if pairs.get(f"{a}+{b}", {}).get("passes") and pairs[f"{a}+{b}"]["shipped"]]
+        if not candidates:
+            raise SystemExit(f"no shipped pair of {first} and {second} passes the fused bar: see the manifest")
+        defaults = dict(zip(FUSED_MODELS, candidates[0]))
+        name = "+".join(candidates[0])
+        for key in FUSED_MODELS:
+            manifest[key]["default_precision"] = defaults[key]
+    manifest[FUSED_KEY] = {
+        "role": f"liveness: one score from {first} and {second} on the same face",
+        "score": ("mean of the two models' class-1 (live) softmax probabilities, 0..1; live when >= the threshold "
+                  "(default 0.5)"),
+        "bar": (f"DESIGN: fused score within {LIVENESS_BAR} of the reference's on every face, and the same decision "
+                "at 0.5 on every face"),
+        "fidelity_method": (f"the {len(reference)} faces of each model's fidelity crops (same faces, same order); "
+                            "reference = both upstream ONNX files on onnxruntime; every pair of variants built by "
+                            "tools/convert.py (a pair is shipped when both variants are); ai-edge-litert, XNNPACK, "
+                            "1 thread"),
+        "default": defaults,
+        "fused": {k: v for k, v in pairs[name].items() if k not in FUSED_MODELS},
+        "pairs": pairs,
+    }
+    manifest_path.write_text(tomli_w.dumps({"schema": 1, **{k: v for k, v in manifest.items() if k != "schema"}}))
+    return []
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1083,6 +1321,8 @@ def main(argv: list[str] | None = None) -> int:
             problems = [p for key in args.models if key in MODELS for p in check_model(key, ctx, args.out, manifest)]
             problems += [f"{key}: {AS_IS[key].file} is missing or differs from the manifest" for key in args.models
                          if key in AS_IS and not _as_is_intact(key, args.out, manifest)]
+            if FUSED_KEY in manifest and any(key in FUSED_MODELS for key in args.models):
+                problems += fused_liveness(ctx, args.out, manifest_path, check=True)
             for problem in problems:
                 print(problem, file=sys.stderr)
             print("check failed" if problems else "every shipped file matches its sha256 and passes its bar")
@@ -1098,9 +1338,14 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(total=steps, unit="step") as progress:
             for key in args.models:
                 update_manifest(manifest_path, key, convert_model(key, ctx, args.precisions, args.out, progress))
+        if any(key in FUSED_MODELS for key in args.models):
+            fused_liveness(ctx, args.out, manifest_path)
         for key in args.models:
             for precision, entry in read_manifest(manifest_path)[key]["variants"].items():
                 print(f"{key:6} {precision:8} {'shipped' if entry['shipped'] else 'FAILS  '} {entry['fidelity']}")
+        if any(key in FUSED_MODELS for key in args.models):
+            fused = read_manifest(manifest_path)[FUSED_KEY]
+            print(f"{FUSED_KEY} default {fused['default']}: {fused['fused']}")
     return 0
 
 
