@@ -1,5 +1,7 @@
 """`faced bench` (also tools/bench.py): per-stage latency, frames per second and peak memory.
 
+`faced bench search` is device/bench_search.py (face search at 10k/100k/1M faces).
+
 Each configuration (thread count x model precision, and OpenCV's reference pipeline) runs in a process of its
 own, so that its peak RSS is its own and one configuration's caches do not speed up another. With
 --repeats N every configuration runs N times, interleaved, and the table gives the median with the range.
@@ -44,10 +46,24 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repeats", type=int, default=1, help="run every configuration N times")
     parser.add_argument("--image", help="single-face frame (default: face_recognition obama-720p.jpg)")
     parser.add_argument("--group", nargs="*", help="group photos (default: dlib's VOC photos)")
+    # `faced bench` alone measures the vision stages; `faced bench search [...]` the face search
+    # (device/bench_search.py), with options of its own.
+    modes = parser.add_subparsers(dest="bench_mode", metavar="MODE",
+                                  help="optional: `search` for face search; without it, the vision stages")
+    search = modes.add_parser("search", help="face search at 10k/100k/1M faces next to numpy brute force",
+                              description="Insert throughput, start-up, query latency, recall and memory of "
+                                          "face search, next to numpy brute force on the same vectors.")
+    from .bench_search import add_arguments as add_search_arguments
+
+    add_search_arguments(search)
 
 
 # ------------------------------------------------------------------------------------------ driver
 def run(args, config) -> int:
+    if getattr(args, "bench_mode", None) == "search":
+        from .bench_search import run as run_search
+
+        return run_search(args, config)
     from .errors import FacedError
     from .vision.manifest import Manifest
 
@@ -377,9 +393,20 @@ def _result(stages: dict, total: list[float], group_images: int, group_faces: in
         "pipeline_fps": 1000.0 / float(np.median(total)),
         "group_images_per_s": group_images / group_s if group_s else 0.0,
         "group_faces": group_faces,
-        # ru_maxrss is in kilobytes on Linux: the peak of this process alone.
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process alone. Not ru_maxrss: Linux carries the parent's peak into a child across
+    fork and exec, so a worker started by a driver that holds a million vectors would report the driver's."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
 def _worker_main(payload: str) -> None:

@@ -6,14 +6,13 @@ file whose embedder differs from the importing device's, unless asked to re-embe
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import FacedError
-from .db import Conflict, NewFace, Store, transaction
+from .db import Conflict, NewFace, Store
 
 
 def export_collection(store: Store, name: str, target: str | Path) -> dict:
@@ -25,7 +24,8 @@ def export_collection(store: Store, name: str, target: str | Path) -> dict:
         copy = out.create_collection(collection.name, collection.embedder)
         for person in store.persons(collection):
             faces = [_stored_face(store, face_id) for face_id in person.face_ids]
-            _insert_person(out, copy.id, person.id, person.name, person.metadata, person.created, faces)
+            with out.transaction():
+                out.insert_person(copy, person.name, faces, person.metadata, person.id, person.created)
         out.checkpoint()
     return {"collection_name": name, "file": str(target), "persons": collection.persons, "faces": collection.faces,
             "embedder": collection.embedder}
@@ -70,8 +70,7 @@ def _import_persons(store, incoming, theirs, mine, persons, embedder, reembed) -
             faces = [_stored_face(incoming, face_id) for face_id in person.face_ids]
             if theirs.embedder["sha256"] != embedder["sha256"]:
                 faces = [NewFace(reembed(f.thumbnail), f.thumbnail, f.quality, f.source) for f in faces]
-            _insert_person(store, mine.id, person.id, person.name, person.metadata, person.created, faces,
-                           in_transaction=True)
+            store.insert_person(mine, person.name, faces, person.metadata, person.id, person.created)
 
 
 def reembed_collection(store: Store, name: str, embedder: dict, reembed) -> dict:
@@ -111,19 +110,3 @@ def _stored_face(store: Store, face_id: int) -> NewFace:
     quality, thumbnail, source = store.connection.execute(
         "SELECT quality, thumbnail, source FROM faces WHERE id = ?", (face_id,)).fetchone()
     return NewFace(store.vectors([face_id])[face_id], thumbnail, quality, source)
-
-
-def _insert_person(store: Store, collection_id: int, person_id: str, name: str, metadata: dict, created: str,
-                   faces: list[NewFace], in_transaction: bool = False) -> None:
-    def write():
-        store.connection.execute(
-            "INSERT INTO persons(id, collection_id, name, metadata, created) VALUES (?, ?, ?, ?, ?)",
-            (person_id, collection_id, name, json.dumps(metadata, ensure_ascii=False), created))
-        collection = next(c for c in store.collections() if c.id == collection_id)
-        store._insert_faces(collection, person_id, faces)
-
-    if in_transaction:
-        write()
-    else:
-        with transaction(store.connection):
-            write()

@@ -1,0 +1,93 @@
+"""The in-memory search index (device/store/index.py): exact cosines, the prefilter's recall, catching up
+with another connection's adds and removes."""
+from __future__ import annotations
+
+import numpy as np
+
+from device.bench_search import make_data
+from device.store.db import NewFace, Store
+from device.store.index import CollectionIndex
+
+EMBEDDER = {"model": "synthetic", "precision": "fp32", "sha256": "1" * 64}
+
+
+def _fill(store, collection, vectors, prefix="p"):
+    ids = []
+    for person in range(len(vectors) // 10):
+        faces = [NewFace(v, b"jpeg") for v in vectors[person * 10:(person + 1) * 10]]
+        ids += store.add_person(collection, f"{prefix}{person}", faces)[1]
+    return np.array(ids)
+
+
+def test_nearest_matches_brute_force(tmp_path):
+    vectors, enrolled, strangers = make_data(3000, 20)
+    with Store(tmp_path / "faced.db") as store:
+        collection = store.create_collection("c", EMBEDDER)
+        ids = _fill(store, collection, vectors)
+        index = CollectionIndex(store, collection)
+        hits = wanted = 0
+        for query in np.concatenate([enrolled, strangers]):
+            cosines = vectors @ query
+            exact = np.argsort(-cosines)[:10]
+            # Every face re-scored: the exact answer, best first, with exact cosines.
+            everything = index.nearest(query, 10, candidates=len(vectors))
+            assert [face_id for face_id, _ in everything] == ids[exact].tolist()
+            assert np.allclose([c for _, c in everything], cosines[exact], atol=1e-5)
+            # The default prefilter: cosines still exact, neighbours above the threshold found.
+            found = index.nearest(query, 10)
+            assert all(abs(c - cosines[np.searchsorted(ids, f)]) < 1e-5 for f, c in found)
+            assert [c for _, c in found] == sorted((c for _, c in found), reverse=True)
+            above = set(ids[exact[cosines[exact] > 0.386]].tolist())
+            wanted += len(above)
+            hits += len(above & {f for f, _ in found})
+        assert hits / wanted >= 0.99
+
+
+def test_index_follows_another_connection(tmp_path):
+    vectors, enrolled, _ = make_data(200, 1)
+    path = tmp_path / "faced.db"
+    with Store(path) as store, Store(path) as other:
+        collection = store.create_collection("c", EMBEDDER)
+        ids = _fill(store, collection, vectors[:100])
+        index = CollectionIndex(store, collection)
+        added = _fill(other, other.collection("c"), vectors[100:], "q")
+        gone = store.person(store.face_owners([int(ids[0])])[int(ids[0])][0])
+        other.delete_person(gone.id)
+        index.refresh()
+        expected = sorted(set(ids.tolist() + added.tolist()) - set(gone.face_ids))
+        assert sorted(index.face_ids.tolist()) == expected
+        assert index.bits.shape == (2, len(expected))
+        best = index.nearest(vectors[150], 1)
+        assert best[0][0] == int(added[50]) and abs(best[0][1] - 1.0) < 1e-5
+
+
+def test_face_committed_while_loading_is_held_once(tmp_path):
+    vectors, _, _ = make_data(100, 1)
+    with Store(tmp_path / "faced.db") as store:
+        collection = store.create_collection("c", EMBEDDER)
+        ids = _fill(store, collection, vectors)
+        index = CollectionIndex(store, collection)
+        # As if the last person had been committed after the log position was read but before the rows were.
+        index.last_seq -= 10
+        index._version = None
+        index.refresh()
+        assert sorted(index.face_ids.tolist()) == sorted(ids.tolist())
+        assert len(index.nearest(vectors[99], 100, candidates=100)) == 100
+
+
+def test_reembedded_face_stays_in_another_connections_index(tmp_path):
+    from device.store.portable import reembed_collection
+
+    vectors, _, _ = make_data(100, 1)
+    path = tmp_path / "faced.db"
+    with Store(path) as store, Store(path) as other:
+        collection = store.create_collection("c", EMBEDDER)
+        ids = store.add_person(collection, "p", [NewFace(v, b"jpeg %d" % i) for i, v in enumerate(vectors)])[1]
+        index = CollectionIndex(store, collection)
+        assert len(index) == 100
+        # The other process re-embeds every face (each logged remove + add): here, with the sign flipped.
+        reembed_collection(other, "c", dict(EMBEDDER, sha256="2" * 64),
+                           lambda thumbnail: -vectors[int(thumbnail.split()[1])])
+        best = index.nearest(-vectors[42], 1)
+        assert sorted(index.face_ids.tolist()) == sorted(ids)
+        assert best[0][0] == ids[42] and abs(best[0][1] - 1.0) < 1e-5
