@@ -171,8 +171,11 @@ def _worker(job: dict, work: dict) -> dict:
 def _reference_models(args) -> dict:
     from .errors import FacedError
 
-    folder = Path(args.reference_models) if args.reference_models else (
-        Path(__file__).resolve().parents[1] / "build" / "upstream")
+    # Default: build/upstream of the checkout faced runs from (the current directory when faced is installed
+    # into a venv, the source tree when it runs from one).
+    candidates = [Path(args.reference_models)] if args.reference_models else [
+        Path.cwd() / "build" / "upstream", Path(__file__).resolve().parents[1] / "build" / "upstream"]
+    folder = next((c for c in candidates if c.is_dir()), candidates[0])
     found = {}
     for role, inner in REFERENCE_FILES.items():
         plain = sorted(folder.rglob(Path(inner).name)) if folder.is_dir() else []
