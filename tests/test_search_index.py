@@ -56,7 +56,7 @@ def test_index_follows_another_connection(tmp_path):
         index.refresh()
         expected = sorted(set(ids.tolist() + added.tolist()) - set(gone.face_ids))
         assert sorted(index.face_ids.tolist()) == expected
-        assert index.bits.shape == (2, len(expected))
+        assert index.bits.shape == (4, len(expected))
         best = index.nearest(vectors[150], 1)
         assert best[0][0] == int(added[50]) and abs(best[0][1] - 1.0) < 1e-5
 
@@ -91,3 +91,24 @@ def test_reembedded_face_stays_in_another_connections_index(tmp_path):
         best = index.nearest(-vectors[42], 1)
         assert sorted(index.face_ids.tolist()) == sorted(ids)
         assert best[0][0] == ids[42] and abs(best[0][1] - 1.0) < 1e-5
+
+
+def test_version_2_file_gets_search_codes(tmp_path):
+    from device.store.db import search_code
+
+    vectors, _, _ = make_data(30, 1)
+    path = tmp_path / "faced.db"
+    with Store(path) as store:
+        collection = store.create_collection("c", EMBEDDER)
+        ids = _fill(store, collection, vectors)
+        # As a version 2 file was: 16 bytes of sign bits per face.
+        for face_id, vector in zip(ids, vectors):
+            store.connection.execute("UPDATE faces SET bits = ? WHERE id = ?",
+                                     (np.packbits(vector > 0).tobytes(), int(face_id)))
+        store.connection.execute("PRAGMA user_version = 2")
+    with Store(path) as store:
+        assert store.connection.execute("PRAGMA user_version").fetchone()[0] == 3
+        codes = dict(store.connection.execute("SELECT id, bits FROM faces"))
+        assert all(codes[int(i)] == search_code(v) for i, v in zip(ids, vectors))
+        index = CollectionIndex(store, store.collection("c"))
+        assert index.nearest(vectors[7], 1)[0][0] == int(ids[7])

@@ -52,9 +52,12 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def sign_bits(embedding: np.ndarray) -> bytes:
-    """16 bytes: one bit per dimension, set where the value is positive."""
-    return np.packbits(np.asarray(embedding) > 0).tobytes()
+def search_code(embedding: np.ndarray) -> bytes:
+    """The face's 2-bit code for the in-memory search index, 32 bytes: 16 of sign bits (set where the value
+    is positive), then 16 of magnitude bits (set on the half of the dimensions with the largest |value|)."""
+    vector = np.asarray(embedding, dtype=np.float32).reshape(-1)
+    magnitude = np.abs(vector)
+    return np.packbits(vector > 0).tobytes() + np.packbits(magnitude > np.median(magnitude)).tobytes()
 
 
 @dataclass
@@ -202,7 +205,7 @@ class Store:
             cursor = self.connection.execute(
                 "INSERT INTO faces(person_id, collection_id, quality, thumbnail, bits, source, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (person_id, collection.id, face.quality, face.thumbnail, sign_bits(vector), face.source, now()))
+                (person_id, collection.id, face.quality, face.thumbnail, search_code(vector), face.source, now()))
             self.connection.execute("INSERT INTO face_vectors(face_id, embedding, collection_id) VALUES (?, ?, ?)",
                                     (cursor.lastrowid, vector.tobytes(), collection.id))
             ids.append(cursor.lastrowid)

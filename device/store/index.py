@@ -1,24 +1,25 @@
-"""In-memory search index of one collection: the sign bits of every embedding, kept in step with SQLite.
+"""In-memory search index of one collection: each face's 2-bit search code, kept in step with SQLite.
 
-SQLite stays the source of truth. The index holds 16 bytes of sign bits and an 8-byte id per face (24 MB per
-million faces). A query runs three passes:
+SQLite stays the source of truth. The index holds each face's search code (db.search_code: 16 bytes of sign
+bits and 16 of magnitude bits, set on the half of the dimensions with the largest |value|) and its 8-byte id:
+40 MB per million faces. A query runs three passes:
 
-1. Hamming: every face whose weighted Hamming distance to the query's sign bits (a differing sign counts 2
+1. Hamming: every face whose weighted Hamming distance from the query's sign bits (a differing sign counts 2
    where |q| is among its 64 largest, else 1) is at most that of its `SHORTLIST`-th nearest, ties included
-   (XOR, AND and popcount passes in cache-sized blocks: ~2.5 ms per million faces).
-2. Asymmetric sign score: the shortlist is ranked by the float query against the faces' sign bits,
-   q . sign(x), through a 16 x 256 lookup table. It ranks weak neighbours much better than Hamming distance,
-   which throws away the query's magnitudes too (see README "Search").
+   (XOR, AND and popcount passes in cache-sized blocks).
+2. 2-bit score: the shortlist is ranked by q . x', where x' is the face rebuilt from its code (sign times a
+   small or a large magnitude), through per-byte lookup tables. Unlike Hamming distance this keeps the
+   query's magnitudes, and the magnitude bits rank weak neighbours far better than signs alone.
 3. Exact: the best `candidates` of that ranking are re-scored with their float vectors, read from the vec0
    table in one SQL statement, and the best `count` are returned.
 
-Scores are therefore exact; a true neighbour can only be missed if its sign pattern is unusually far from the
-query's, which for faces above the match threshold is rare (`faced bench search` measures it).
+Scores are therefore exact; a true neighbour can only be missed if its code is unusually far from the query,
+which for faces above the match threshold is rare (`faced bench search` measures it).
 
 Catching up: every add and remove is written to `face_log` by triggers in the same transaction. Before each
-search, when PRAGMA data_version says another connection committed, the index applies the log entries after
-the last one it saw (up to the newest entry it read first, and never adding a face it already holds); if the
-log was trimmed past that point, it reloads.
+search, when PRAGMA data_version or the log's newest entry says something was committed, the index applies
+the log entries after the last one it saw (up to the newest entry it read first; each face's last entry
+decides); if the log was trimmed past that point, it reloads.
 """
 from __future__ import annotations
 
@@ -28,27 +29,34 @@ import numpy as np
 
 from .db import Collection, Store
 
-WORDS = 2  # 128 bits
+WORDS = 2  # 64-bit words of sign bits (128 dimensions)
+CODE_WORDS = 2 * WORDS  # sign words, then magnitude words
 DIM = 64 * WORDS
-# Faces kept by the Hamming pass (ties included) for the asymmetric pass.
+# Faces kept by the Hamming pass (ties included) for the 2-bit pass.
 SHORTLIST = 10_000
-# Faces re-scored exactly from SQLite. With SHORTLIST 10k this finds 99.35% of the top-10 neighbours above
-# the match threshold (score 0.6) of clustered 128-d faces at a million faces (`faced bench search`); 300
-# finds 99.5% for ~100 more point look-ups (~2.5 ms at a million faces).
-CANDIDATES = 200
+# Faces re-scored exactly from SQLite. With SHORTLIST 10k, 64 find 99.95% of the top-10 neighbours above the
+# match threshold (score 0.6) of clustered 128-d faces at a million faces (`faced bench search`); ranking by
+# sign bits alone needed 200 for 99.35%. Each costs a point read in the vec0 table.
+CANDIDATES = 64
+# |x| of a unit vector's dimensions is close to half-normal: the mean of its upper half over the mean of its
+# lower half (1.2711 / 0.3247). The code's large magnitude is this many times its small one.
+MAGNITUDE_RATIO = 3.915
 _LOAD_BATCH = 65_536
 _BLOCK = 65_536  # faces per block of the Hamming pass
 _SAMPLE = 160_000  # distances sampled (at most about) to place the shortlist cutoff
 
-# _SIGNS[v, b] = +1 where bit b (most significant first, as np.packbits) of byte value v is set, else -1.
-_SIGNS = np.where(np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1), 1.0, -1.0).astype(np.float32)
+# _BITS[v, b] = 1 where bit b (most significant first, as np.packbits) of byte value v is set, else 0.
+_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32)
+# Where byte j of a face's 48 code bytes (signs, magnitudes, signs AND magnitudes) starts in the flat table.
+_OFFSETS = 256 * np.arange(6 * 8, dtype=np.intp)
+
 
 def _as_words(blob_rows) -> np.ndarray:
-    """Rows of 16-byte sign bits -> array (WORDS, n) of uint64, each word contiguous."""
+    """Rows of 32-byte search codes -> array (CODE_WORDS, n) of uint64, each word contiguous."""
     data = b"".join(blob_rows)
-    if len(data) % (8 * WORDS):
-        raise ValueError("a face's sign bits are not 16 bytes")
-    words = np.frombuffer(data, dtype=np.uint64).reshape(-1, WORDS)
+    if len(data) % (8 * CODE_WORDS):
+        raise ValueError("a face's search code is not 32 bytes: the database needs schema version 3")
+    words = np.frombuffer(data, dtype=np.uint64).reshape(-1, CODE_WORDS)
     return np.ascontiguousarray(words.T)
 
 
@@ -74,7 +82,7 @@ class CollectionIndex:
         capacity = connection.execute("SELECT count(*) FROM faces WHERE collection_id = ?",
                                       (self.collection.id,)).fetchone()[0]
         face_ids = np.empty(capacity, dtype=np.int64)
-        bits = np.empty((WORDS, capacity), dtype=np.uint64)
+        bits = np.empty((CODE_WORDS, capacity), dtype=np.uint64)
         # One statement, read in batches: a million rows as Python objects would take ~250 MB at once.
         cursor = connection.execute("SELECT id, bits FROM faces WHERE collection_id = ? ORDER BY id",
                                     (self.collection.id,))
@@ -84,7 +92,8 @@ class CollectionIndex:
             if end > capacity:  # faces committed since the count
                 capacity = max(end, capacity + capacity // 4)
                 face_ids = np.resize(face_ids, capacity)
-                bits = np.concatenate([bits, np.empty((WORDS, capacity - bits.shape[1]), np.uint64)], axis=1)
+                grown = np.empty((CODE_WORDS, capacity - bits.shape[1]), np.uint64)
+                bits = np.concatenate([bits, grown], axis=1)
             face_ids[filled:end] = [r[0] for r in rows]
             bits[:, filled:end] = _as_words([r[1] for r in rows])
             filled = end
@@ -140,7 +149,7 @@ class CollectionIndex:
         else:
             pool = self._shortlist(query) if total > SHORTLIST else np.arange(total)
             if len(pool) > rescore:
-                scores = self._sign_scores(query, pool)
+                scores = self._code_scores(query, pool)
                 chosen = pool[np.argpartition(-scores, rescore - 1)[:rescore]]
             else:
                 chosen = pool
@@ -183,12 +192,15 @@ class CollectionIndex:
         cutoff = int(np.searchsorted(histogram, -(-SHORTLIST // step)))
         return np.flatnonzero(distances <= cutoff)
 
-    def _sign_scores(self, query: np.ndarray, pool: np.ndarray) -> np.ndarray:
-        """q . sign(x) for the faces at `pool`, one table look-up per byte of sign bits."""
-        table = query.reshape(-1, 8) @ _SIGNS.T  # (16, 256): byte j with value v contributes table[j, v]
-        scores = np.zeros(len(pool), dtype=np.float32)
-        for w in range(WORDS):
-            octets = self.bits[w][pool].view(np.uint8).reshape(len(pool), 8)  # memory order = packbits order
-            for k in range(8):
-                scores += table[8 * w + k][octets[:, k]]
-        return scores
+    def _code_scores(self, query: np.ndarray, pool: np.ndarray) -> np.ndarray:
+        """q . x' for the faces at `pool`, x' rebuilt from their codes: sign s = +-1 times magnitude 1, or
+        MAGNITUDE_RATIO where the magnitude bit m is set. With P, M, PM the sums of q over the set bits of
+        s, m and s AND m: q . x' = 2P - sum(q) + (MAGNITUDE_RATIO - 1) (2 PM - M); each sum is one table
+        look-up per byte, all 48 of a face in one gather."""
+        sums = query.reshape(-1, 8) @ _BITS.T  # (16, 256): sum of q over the set bits of byte j valued v
+        extra = MAGNITUDE_RATIO - 1
+        table = np.concatenate([2 * sums, -extra * sums, 2 * extra * sums]).ravel()
+        codes = self.bits[:, pool]
+        words = np.concatenate([codes, np.bitwise_and(codes[:WORDS], codes[WORDS:])])  # (6, len(pool))
+        octets = np.ascontiguousarray(words.T).view(np.uint8)  # (len(pool), 48), np.packbits byte order
+        return table[octets + _OFFSETS].sum(axis=1) - float(query.sum())

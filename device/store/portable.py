@@ -79,15 +79,15 @@ def reembed_collection(store: Store, name: str, embedder: dict, reembed) -> dict
     face_rows = store.connection.execute("SELECT id, thumbnail FROM faces WHERE collection_id = ?",
                                          (collection.id,)).fetchall()
     vectors = [(face_id, np.asarray(reembed(thumbnail), np.float32)) for face_id, thumbnail in face_rows]
-    from .db import sign_bits
+    from .db import search_code
 
     with store.transaction():
         for face_id, vector in vectors:
             store.connection.execute("DELETE FROM face_vectors WHERE face_id = ?", (face_id,))
             store.connection.execute("INSERT INTO face_vectors(face_id, embedding, collection_id) VALUES (?, ?, ?)",
                                      (face_id, vector.tobytes(), collection.id))
-            # Re-log the face so that search indexes of other processes pick up its new bits.
-            store.connection.execute("UPDATE faces SET bits = ? WHERE id = ?", (sign_bits(vector), face_id))
+            # Re-log the face so that search indexes of other processes pick up its new code.
+            store.connection.execute("UPDATE faces SET bits = ? WHERE id = ?", (search_code(vector), face_id))
             store.connection.execute("INSERT INTO face_log(collection_id, face_id, op) VALUES (?, ?, 'remove')",
                                      (collection.id, face_id))
             store.connection.execute("INSERT INTO face_log(collection_id, face_id, op) VALUES (?, ?, 'add')",

@@ -8,7 +8,7 @@ from __future__ import annotations
 EMBEDDING_DIM = 128
 
 # Each step takes the file from version i to i + 1. Append new steps; never edit a released one.
-MIGRATIONS: list[str] = [
+MIGRATIONS: list = [  # SQL scripts, or functions of the connection
     f"""
     CREATE TABLE collections (
         id INTEGER PRIMARY KEY,
@@ -33,7 +33,7 @@ MIGRATIONS: list[str] = [
         collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
         quality INTEGER,
         thumbnail BLOB NOT NULL,  -- the aligned 112x112 crop, JPEG: lets `faced reembed` recompute vectors
-        bits BLOB NOT NULL,       -- sign bits of the embedding (16 bytes): the in-memory search prefilter
+        bits BLOB NOT NULL,       -- the search code of the embedding (db.search_code; 16 bytes before v3)
         source TEXT NOT NULL DEFAULT '',
         created TEXT NOT NULL
     );
@@ -66,6 +66,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX faces_bits ON faces(collection_id, id, bits);
     DROP INDEX faces_by_collection;
     """,
+    # 3: faces.bits becomes the 32-byte search code (sign bits, then magnitude bits), recomputed from the
+    # stored vectors: the index ranks its shortlist with 2 bits per dimension instead of 1.
+    lambda connection: _recode_faces(connection),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -82,11 +85,26 @@ def migrate(connection) -> int:
     from .db import transaction
 
     for version in range(found, SCHEMA_VERSION):
+        step = MIGRATIONS[version]
         with transaction(connection):
-            for statement in _statements(MIGRATIONS[version]):
-                connection.execute(statement)
+            if callable(step):  # a step that rewrites data in Python
+                step(connection)
+            else:
+                for statement in _statements(step):
+                    connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {version + 1}")
     return found
+
+
+def _recode_faces(connection) -> None:
+    import numpy as np
+
+    from .db import search_code
+
+    rows = connection.execute("SELECT face_id, embedding FROM face_vectors")
+    while batch := rows.fetchmany(10_000):
+        connection.executemany("UPDATE faces SET bits = ? WHERE id = ?",
+                               [(search_code(np.frombuffer(blob, np.float32)), face_id) for face_id, blob in batch])
 
 
 def _statements(script: str) -> list[str]:
