@@ -56,7 +56,7 @@ def test_index_follows_another_connection(tmp_path):
         index.refresh()
         expected = sorted(set(ids.tolist() + added.tolist()) - set(gone.face_ids))
         assert sorted(index.face_ids.tolist()) == expected
-        assert index.bits.shape == (4, len(expected))
+        assert index.codes.shape == (4, len(expected))
         best = index.nearest(vectors[150], 1)
         assert best[0][0] == int(added[50]) and abs(best[0][1] - 1.0) < 1e-5
 

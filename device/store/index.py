@@ -82,7 +82,7 @@ class CollectionIndex:
         capacity = connection.execute("SELECT count(*) FROM faces WHERE collection_id = ?",
                                       (self.collection.id,)).fetchone()[0]
         face_ids = np.empty(capacity, dtype=np.int64)
-        bits = np.empty((CODE_WORDS, capacity), dtype=np.uint64)
+        codes = np.empty((CODE_WORDS, capacity), dtype=np.uint64)
         # One statement, read in batches: a million rows as Python objects would take ~250 MB at once.
         cursor = connection.execute("SELECT id, bits FROM faces WHERE collection_id = ? ORDER BY id",
                                     (self.collection.id,))
@@ -92,12 +92,12 @@ class CollectionIndex:
             if end > capacity:  # faces committed since the count
                 capacity = max(end, capacity + capacity // 4)
                 face_ids = np.resize(face_ids, capacity)
-                grown = np.empty((CODE_WORDS, capacity - bits.shape[1]), np.uint64)
-                bits = np.concatenate([bits, grown], axis=1)
+                grown = np.empty((CODE_WORDS, capacity - codes.shape[1]), np.uint64)
+                codes = np.concatenate([codes, grown], axis=1)
             face_ids[filled:end] = [r[0] for r in rows]
-            bits[:, filled:end] = _as_words([r[1] for r in rows])
+            codes[:, filled:end] = _as_words([r[1] for r in rows])
             filled = end
-        self.face_ids, self.bits = face_ids[:filled], np.ascontiguousarray(bits[:, :filled])
+        self.face_ids, self.codes = face_ids[:filled], np.ascontiguousarray(codes[:, :filled])
 
     def refresh(self) -> None:
         """Apply what other connections (and this one) committed since the last look, up to the `latest`
@@ -120,14 +120,14 @@ class CollectionIndex:
         last_op = {face_id: op for _, face_id, op in entries}
         if last_op:
             keep = ~np.isin(self.face_ids, np.fromiter(last_op, dtype=np.int64, count=len(last_op)))
-            self.face_ids, self.bits = self.face_ids[keep], np.ascontiguousarray(self.bits[:, keep])
+            self.face_ids, self.codes = self.face_ids[keep], np.ascontiguousarray(self.codes[:, keep])
         added = [face_id for face_id, op in last_op.items() if op == "add"]
         rows = connection.execute(
             "SELECT f.id, f.bits FROM json_each(?) AS j CROSS JOIN faces AS f ON f.id = j.value",
             (json.dumps(added),)).fetchall() if added else []
         if rows:  # a face added and removed again after `latest` is not in the table any more
             self.face_ids = np.concatenate([self.face_ids, np.array([r[0] for r in rows], np.int64)])
-            self.bits = np.concatenate([self.bits, _as_words([r[1] for r in rows])], axis=1)
+            self.codes = np.concatenate([self.codes, _as_words([r[1] for r in rows])], axis=1)
         self.last_seq = latest
         self._version = version
 
@@ -180,7 +180,7 @@ class CollectionIndex:
             size, out = end - start, distances[start:end]
             out[:] = 0
             for w in range(WORDS):
-                np.bitwise_xor(self.bits[w, start:end], words[w], out=differ[:size])
+                np.bitwise_xor(self.codes[w, start:end], words[w], out=differ[:size])
                 np.bitwise_count(differ[:size], out=counts[:size])
                 out += counts[:size]
                 np.bitwise_and(differ[:size], strong[w], out=differ[:size])
@@ -200,7 +200,7 @@ class CollectionIndex:
         sums = query.reshape(-1, 8) @ _BITS.T  # (16, 256): sum of q over the set bits of byte j valued v
         extra = MAGNITUDE_RATIO - 1
         table = np.concatenate([2 * sums, -extra * sums, 2 * extra * sums]).ravel()
-        codes = self.bits[:, pool]
+        codes = self.codes[:, pool]
         words = np.concatenate([codes, np.bitwise_and(codes[:WORDS], codes[WORDS:])])  # (6, len(pool))
         octets = np.ascontiguousarray(words.T).view(np.uint8)  # (len(pool), 48), np.packbits byte order
         return table[octets + _OFFSETS].sum(axis=1) - float(query.sum())
