@@ -27,7 +27,7 @@ import json
 
 import numpy as np
 
-from .db import Collection, Store
+from .db import Collection, Store, search_code
 
 WORDS = 2  # 64-bit words of sign bits (128 dimensions)
 CODE_WORDS = 2 * WORDS  # sign words, then magnitude words
@@ -58,14 +58,6 @@ def _as_words(blob_rows) -> np.ndarray:
         raise ValueError("a face's search code is not 32 bytes: the database needs schema version 3")
     words = np.frombuffer(data, dtype=np.uint64).reshape(-1, CODE_WORDS)
     return np.ascontiguousarray(words.T)
-
-
-def _pack(mask: np.ndarray) -> np.ndarray:
-    return np.frombuffer(np.packbits(mask).tobytes(), dtype=np.uint64)
-
-
-def query_words(embedding: np.ndarray) -> np.ndarray:
-    return _pack(np.asarray(embedding) > 0)
 
 
 class CollectionIndex:
@@ -168,9 +160,8 @@ class CollectionIndex:
         A sign that differs where the query is strong (the 64 dimensions of largest |q|) counts 2, elsewhere 1:
         a two-level version of the asymmetric score that keeps the weak neighbours plain Hamming distance
         loses. At most 128 + 64, so it fits uint8."""
-        words = query_words(query)
-        magnitude = np.abs(query)
-        strong = _pack(magnitude > np.median(magnitude))
+        code = np.frombuffer(search_code(query), dtype=np.uint64)  # the query's own signs and strong dimensions
+        words, strong = code[:WORDS], code[WORDS:]
         total = len(self.face_ids)
         distances = np.empty(total, dtype=np.uint8)
         block = min(total, _BLOCK)
