@@ -7,6 +7,19 @@ from __future__ import annotations
 
 EMBEDDING_DIM = 128
 
+
+def _recode_faces(connection) -> None:
+    """Step 3: every face's search code, recomputed from its stored vector."""
+    import numpy as np
+
+    from .db import search_code
+
+    rows = connection.execute("SELECT face_id, embedding FROM face_vectors")
+    while batch := rows.fetchmany(10_000):
+        connection.executemany("UPDATE faces SET bits = ? WHERE id = ?",
+                               [(search_code(np.frombuffer(blob, np.float32)), face_id) for face_id, blob in batch])
+
+
 # Each step takes the file from version i to i + 1. Append new steps; never edit a released one.
 MIGRATIONS: list = [  # SQL scripts, or functions of the connection
     f"""
@@ -68,7 +81,7 @@ MIGRATIONS: list = [  # SQL scripts, or functions of the connection
     """,
     # 3: faces.bits becomes the 32-byte search code (sign bits, then magnitude bits), recomputed from the
     # stored vectors: the index ranks its shortlist with 2 bits per dimension instead of 1.
-    lambda connection: _recode_faces(connection),
+    _recode_faces,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -94,17 +107,6 @@ def migrate(connection) -> int:
                     connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {version + 1}")
     return found
-
-
-def _recode_faces(connection) -> None:
-    import numpy as np
-
-    from .db import search_code
-
-    rows = connection.execute("SELECT face_id, embedding FROM face_vectors")
-    while batch := rows.fetchmany(10_000):
-        connection.executemany("UPDATE faces SET bits = ? WHERE id = ?",
-                               [(search_code(np.frombuffer(blob, np.float32)), face_id) for face_id, blob in batch])
 
 
 def _statements(script: str) -> list[str]:
