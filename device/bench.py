@@ -159,12 +159,17 @@ def _label(job: dict) -> str:
 
 
 def _worker(job: dict, work: dict) -> dict:
-    payload = json.dumps({"job": job, "work": work})
-    process = subprocess.run([sys.executable, "-m", "device.bench", payload], capture_output=True, text=True,
+    return run_worker("device.bench", [json.dumps({"job": job, "work": work})], "benchmark")
+
+
+def run_worker(module: str, argv: list[str], what: str, env: dict | None = None) -> dict:
+    """Run `python -m module argv...` in a process of its own (from the directory holding this package, so
+    that the worker imports the same faced) and return the JSON of its last line of output."""
+    process = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, env=env,
                              cwd=str(Path(__file__).resolve().parents[1]))
     if process.returncode != 0:
         tail = process.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise RuntimeError(f"benchmark worker failed: {tail[0]}")
+        raise RuntimeError(f"{what} worker failed: {tail[0]}")
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 

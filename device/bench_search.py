@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import peak_rss_mb
+from .bench import peak_rss_mb, run_worker
 
 DIM = 128
 SAMPLES_PER_IDENTITY = 10
@@ -249,13 +248,7 @@ def _worker(kind: str, work: dict) -> dict:
     env = dict(os.environ)
     if kind == "numpy":  # one BLAS thread, set before numpy loads
         env.update({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-    process = subprocess.run([sys.executable, "-m", "device.bench_search", kind, json.dumps(work)],
-                             capture_output=True, text=True, env=env,
-                             cwd=str(Path(__file__).resolve().parents[1]))
-    if process.returncode != 0:
-        tail = process.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise RuntimeError(f"bench search {kind} worker failed: {tail[0]}")
-    return json.loads(process.stdout.strip().splitlines()[-1])
+    return run_worker("device.bench_search", [kind, json.dumps(work)], f"bench search {kind}", env)
 
 
 def _search_worker(work: dict) -> dict:
