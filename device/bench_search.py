@@ -208,7 +208,7 @@ def build_database(path: Path, vectors: np.ndarray, thumbnail_bytes: int, batch:
     face_ids = np.empty(len(vectors), dtype=np.int64)
     persons = -(-len(vectors) // SAMPLES_PER_IDENTITY)
     per_transaction = max(1, batch // SAMPLES_PER_IDENTITY)
-    with Store(path) as store:
+    with Store(path, create=True) as store:
         collection = store.create_collection(COLLECTION, EMBEDDER)
         start = time.perf_counter()
         for first in range(0, persons, per_transaction):

@@ -6,6 +6,7 @@ success, 1 on a handled error (one line on standard error), 2 on bad usage.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import platform
@@ -13,28 +14,36 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import Config, load_config
-from .errors import FacedError
+from .config import Config, configured_precisions, load_config
+from .engine import Engine, check_search_options
+from .errors import FacedError, InvalidInput, StoreError
+from .imaging import encode_thumbnail
+from .validation import clean_name, parse_metadata
+from .vision import runtime
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faced", description="On-device face recognition appliance.")
     parser.add_argument("--config", metavar="FILE", help="TOML config file (default: $FACED_CONFIG)")
     parser.add_argument("--db", metavar="PATH", help="SQLite database file (default: $FACED_DB or config)")
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--version", action="version", version=f"faced {__version__}")
+    parser.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
+                        help=f"log detail, any case: {', '.join(LOG_LEVELS).lower()} (default warning)")
+    parser.add_argument("--version", action="version", version=f"faced {__version__}",
+                        help="print faced's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
     run = commands.add_parser("run", help="run the daemon (HTTP API on 127.0.0.1:8080 by default)")
     run.add_argument("--host", help="API address (default 127.0.0.1; $FACED_API_HOST)")
-    run.add_argument("--port", type=int, help="API port (default 8080; $FACED_API_PORT)")
-    run.set_defaults(handler=cmd_run)
+    run.add_argument("--port", type=int, help="API port, 0-65535 (default 8080; $FACED_API_PORT)")
+    run.set_defaults(handler=cmd_run, creates=True)
 
     detect = commands.add_parser("detect", help="find faces: boxes, landmarks, scores")
-    detect.add_argument("images", nargs="+", metavar="IMAGE")
+    detect.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, WebP, ...)")
     detect.add_argument("--json", action="store_true", help="one JSON object per line per image")
     detect.add_argument("--draw", metavar="OUT.png", help="write the image with boxes and landmarks drawn")
     detect.add_argument("--pose", action="store_true", help="add head pose (yaw, pitch, roll) and eyes_open")
@@ -44,14 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     detect.set_defaults(handler=cmd_detect)
 
     liveness = commands.add_parser("liveness", help="passive liveness of each face (live photo or spoof)")
-    liveness.add_argument("images", nargs="+", metavar="IMAGE")
+    liveness.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     liveness.add_argument("--json", action="store_true", help="one JSON object per line per image")
     liveness.set_defaults(handler=cmd_liveness)
 
     compare = commands.add_parser("compare", help="compare the main faces of two images (1:1)")
-    compare.add_argument("image_a", metavar="A")
-    compare.add_argument("image_b", metavar="B")
-    compare.add_argument("--json", action="store_true")
+    compare.add_argument("image_a", metavar="A", help="first image (its largest face)")
+    compare.add_argument("image_b", metavar="B", help="second image (its largest face)")
+    compare.add_argument("--json", action="store_true", help="print a JSON object")
     compare.set_defaults(handler=cmd_compare)
 
     models = commands.add_parser("models", help="shipped model variants: list, verify")
@@ -62,11 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("verify", "check every shipped file's sha256 and load it", cmd_models_verify),
     ):
         sub = models_commands.add_parser(action, help=helptext)
-        sub.add_argument("--json", action="store_true")
+        sub.add_argument("--json", action="store_true", help="print JSON")
         sub.set_defaults(handler=handler)
 
     doctor = commands.add_parser("doctor", help="check runtime, SQLite loader and models")
-    doctor.add_argument("--json", action="store_true")
+    doctor.add_argument("--json", action="store_true", help="print a JSON object")
     doctor.set_defaults(handler=cmd_doctor)
 
     _add_store_commands(commands)
@@ -80,135 +89,145 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_store_commands(commands) -> None:
-    def command(parent, name, helptext, handler, *arguments):
+    def command(parent, name, helptext, handler, *arguments, creates=False):
+        """A sub-command; `creates`: it creates data, so it may create the database file."""
         sub = parent.add_parser(name, help=helptext)
         for args, kwargs in arguments:
             sub.add_argument(*args, **kwargs)
-        sub.add_argument("--json", action="store_true")
-        sub.set_defaults(handler=handler)
+        sub.add_argument("--json", action="store_true", help="print JSON")
+        sub.set_defaults(handler=handler, creates=creates)
         return sub
 
-    collection = (("--collection",), {"required": True, "metavar": "NAME"})
+    collection = (("--collection",), {"required": True, "metavar": "NAME", "help": "the collection's name"})
     force = (("--force",), {"action": "store_true",
                             "help": "accept photos that duplicate another person or do not match this one"})
-    images = (("images",), {"nargs": "+", "metavar": "IMAGE"})
+    images = (("images",), {"nargs": "+", "metavar": "IMAGE", "help": "photos of the person, one face each"})
+    person_id = (("person_id",), {"metavar": "ID", "help": "the person's id (from persons list)"})
 
     collections = commands.add_parser("collections", help="face collections: create, list, delete")
     sub = collections.add_subparsers(dest="action", metavar="ACTION", required=True)
-    command(sub, "create", "create a collection", cmd_collections_create, (("name",), {"metavar": "NAME"}))
+    name = (("name",), {"metavar": "NAME", "help": "the collection's name"})
+    command(sub, "create", "create a collection", cmd_collections_create, name, creates=True)
     command(sub, "list", "list collections", cmd_collections_list)
-    command(sub, "delete", "erase a collection and everything in it", cmd_collections_delete,
-            (("name",), {"metavar": "NAME"}))
+    command(sub, "delete", "erase a collection and everything in it", cmd_collections_delete, name)
 
     persons = commands.add_parser("persons", help="persons of a collection: add, add-faces, list, show, delete")
     sub = persons.add_subparsers(dest="action", metavar="ACTION", required=True)
     command(sub, "add", "enrol a person from one or more photos", cmd_persons_add, collection,
-            (("--name",), {"required": True, "metavar": "PERSON"}),
-            (("--metadata",), {"metavar": "JSON", "help": "a JSON object stored with the person"}), force, images)
-    command(sub, "add-faces", "add photos to an enrolled person", cmd_persons_add_faces,
-            (("person_id",), {"metavar": "ID"}), force, images)
+            (("--name",), {"required": True, "metavar": "PERSON", "help": "the person's name"}),
+            (("--metadata",), {"metavar": "JSON", "help": "a JSON object stored with the person (<= 16 KiB)"}),
+            force, images, creates=True)
+    command(sub, "add-faces", "add photos to an enrolled person", cmd_persons_add_faces, person_id, force, images)
     command(sub, "list", "persons of a collection", cmd_persons_list, collection)
-    command(sub, "show", "one person", cmd_persons_show, (("person_id",), {"metavar": "ID"}))
-    command(sub, "delete", "erase a person, its faces, vectors and thumbnails", cmd_persons_delete,
-            (("person_id",), {"metavar": "ID"}))
+    command(sub, "show", "one person", cmd_persons_show, person_id)
+    command(sub, "delete", "erase a person, its faces, vectors and thumbnails", cmd_persons_delete, person_id)
 
     command(commands, "enroll", "enrol a folder: one person per subfolder, named as the folder", cmd_enroll,
-            (("folder",), {"metavar": "DIR"}), collection, force)
+            (("folder",), {"metavar": "DIR", "help": "a folder with one subfolder of photos per person"}),
+            collection, force, creates=True)
     command(commands, "search", "find the enrolled persons in an image (every face)", cmd_search,
-            (("image",), {"metavar": "IMAGE"}), collection,
-            (("--min-score",), {"type": float, "help": "calibrated score (default recognition.min_similarity_score)"}),
-            (("--max-results",), {"type": int, "default": 1, "help": "persons per face (default 1)"}))
+            (("image",), {"metavar": "IMAGE", "help": "the image to search"}), collection,
+            (("--min-score",), {"type": float, "metavar": "F",
+                                "help": "calibrated score 0-1 (default recognition.min_similarity_score)"}),
+            (("--max-results",), {"type": int, "default": 1, "metavar": "N",
+                                  "help": "persons per face, 1-100 (default 1)"}))
     command(commands, "reembed", "recompute a collection's vectors with the current embedder", cmd_reembed,
             collection)
     command(commands, "export", "write a collection to one portable file", cmd_export, collection,
-            (("file",), {"metavar": "FILE"}))
+            (("file",), {"metavar": "FILE", "help": "the export file to write (must not exist)"}))
     command(commands, "import", "add the collection of an exported file", cmd_import,
-            (("file",), {"metavar": "FILE"}), (("--as",), {"dest": "name", "metavar": "NAME"}),
-            (("--reembed",), {"action": "store_true", "help": "recompute vectors made by another embedder"}))
+            (("file",), {"metavar": "FILE", "help": "an export made by `faced export` (never changed)"}),
+            (("--as",), {"dest": "name", "metavar": "NAME",
+                         "help": "import as a new collection of this name, with new person ids"}),
+            (("--reembed",), {"action": "store_true", "help": "recompute vectors made by another embedder"}),
+            creates=True)
     command(commands, "backup", "consistent copy of the whole database while it is in use", cmd_backup,
-            (("file",), {"metavar": "FILE"}))
+            (("file",), {"metavar": "FILE", "help": "the copy to write (must not exist; its folder must)"}))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    verbose = args.log_level == "DEBUG"
+    # TFLite's banner and progress bars are for a person at a terminal (or for debugging), not for scripts.
+    runtime.QUIET = not verbose
+    args.progress = verbose or (sys.stderr.isatty() and not getattr(args, "json", False))
     try:
         overrides = {"store.db": args.db} if args.db else {}
+        if args.command == "run":  # flags last: they pass the same range checks as the file and environment
+            overrides.update({k: v for k, v in (("api.host", args.host), ("api.port", args.port)) if v is not None})
         config = load_config(args.config, overrides=overrides)
-        return args.handler(args, config) or EXIT_OK
+        with Engine(config, create=getattr(args, "creates", False)) as engine:
+            return args.handler(args, engine) or EXIT_OK
     except FacedError as exc:
-        print(f"faced: {exc.code}: {exc.message}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(args, exc)
     except KeyboardInterrupt:
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # a bug in faced: still one line (and a JSON object), the cause in the log
+        logging.getLogger("faced").debug("unexpected error", exc_info=True)
+        return _fail(args, FacedError(f"{type(exc).__name__}: {exc} (a bug in faced; --log-level debug shows "
+                                      "where)", "INTERNAL_ERROR"))
 
 
-def _pipeline(config: Config):
-    from .vision.pipeline import Pipeline
-
-    return Pipeline(config)
-
-
-def _limits(config: Config):
-    from .imaging import ImageLimits
-
-    return ImageLimits(max_bytes=config.images.max_bytes, max_pixels=config.images.max_pixels)
+def _fail(args, exc: FacedError) -> int:
+    """One line on standard error; with --json also `{"error": {"code", "message"}}` on standard output."""
+    message = " ".join(exc.message.split())
+    if getattr(args, "json", False):
+        _print_json({"error": {"code": exc.code, "message": message}})
+    print(f"faced: {exc.code}: {message}", file=sys.stderr)
+    return EXIT_ERROR
 
 
 def _print_json(value) -> None:
-    print(json.dumps(value, ensure_ascii=False), flush=True)
+    print(json.dumps(value, ensure_ascii=False, allow_nan=False), flush=True)
+
+
+def _report(args, value: dict | list, text: str) -> None:
+    if args.json:
+        _print_json(value)
+    else:
+        print(text)
 
 
 # ----------------------------------------------------------------------------------------------- run
-def cmd_run(args, config: Config) -> int:
+def cmd_run(args, engine: Engine) -> int:
     from .service import Service
 
-    if args.host:
-        config.api.host = args.host
-    if args.port is not None:
-        config.api.port = args.port
-    Service(config).run()
+    Service(engine).run()
     return EXIT_OK
 
 
 # -------------------------------------------------------------------------------------------- detect
-def _each_image(args, config: Config, analyse, show) -> int:
-    """Decode each image, run `analyse(pipeline, image) -> faces`, then `show(path, image, faces)`.
+def _each_image(args, engine: Engine, analyse, show) -> int:
+    """Decode each image, run `analyse(image) -> faces`, then `show(index, path, image, faces)`.
 
     An image that fails gives its own error (a JSON line with --json) and the others go on; the exit status
     is 1 if any failed.
     """
-    from .imaging import read_image_file
-
-    pipeline = _pipeline(config)
-    limits = _limits(config)
     failed = 0
     for index, path in enumerate(args.images):
         try:
-            image = read_image_file(path, limits)
-            faces = analyse(pipeline, image)
+            image = engine.read_image(path)
+            faces = analyse(image)
         except FacedError as exc:
             failed += 1
             if args.json:
                 _print_json({"image": path, "error": exc.to_dict()})
-            else:
-                print(f"{path}: error {exc.code}: {exc.message}", file=sys.stderr)
+            print(f"faced: {path}: {exc.code}: {exc.message}", file=sys.stderr)
             continue
         show(index, path, image, faces)
     return EXIT_ERROR if failed else EXIT_OK
 
 
-def cmd_detect(args, config: Config) -> int:
-    def analyse(pipeline, image):
-        faces = pipeline.assess(image, pipeline.detect(image))
-        if args.attributes:
-            pipeline.add_attributes(image, faces)
-        if args.liveness:
-            pipeline.add_liveness(image, faces)
-        return faces
+def cmd_detect(args, engine: Engine) -> int:
+    if args.draw:
+        _check_draw_target(args.draw)
+
+    def analyse(image):
+        return engine.detect(image, attributes=args.attributes, liveness=args.liveness)
 
     def show(index, path, image, faces):
         if args.json:
@@ -218,13 +237,10 @@ def cmd_detect(args, config: Config) -> int:
         if args.draw:
             _draw(image, faces, _draw_path(args.draw, index, len(args.images)))
 
-    return _each_image(args, config, analyse, show)
+    return _each_image(args, engine, analyse, show)
 
 
-def cmd_liveness(args, config: Config) -> int:
-    def analyse(pipeline, image):
-        return pipeline.add_liveness(image, pipeline.detect(image))
-
+def cmd_liveness(args, engine: Engine) -> int:
     def show(index, path, image, faces):
         if args.json:
             rows = [{"box": face.to_dict()["box"], "liveness": face.liveness} for face in faces]
@@ -238,7 +254,7 @@ def cmd_liveness(args, config: Config) -> int:
             print(f"  {number:>2}  box {' '.join(f'{v:.0f}' for v in face.box)}  {verdict:<8} score {score}  "
                   f"{' '.join(result['codes'])}")
 
-    return _each_image(args, config, analyse, show)
+    return _each_image(args, engine, engine.liveness, show)
 
 
 def _print_faces_table(path: str, faces, pose: bool = False) -> None:
@@ -260,9 +276,21 @@ def _print_faces_table(path: str, faces, pose: bool = False) -> None:
                   f"eyes open {face.mesh.eye_openness():.2f}")
 
 
+def _check_draw_target(target: str) -> None:
+    """Refuse a --draw path that cannot be written before any work is done."""
+    path = Path(target)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InvalidInput(f"--draw {target}: name a .png or .jpg file", "OUTPUT_ERROR")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InvalidInput(f"--draw {target}: the folder {folder} does not exist", "OUTPUT_ERROR")
+    if path.is_dir():
+        raise InvalidInput(f"--draw {target} is a folder; name a .png or .jpg file", "OUTPUT_ERROR")
+
+
 def _draw_path(target: str, index: int, count: int) -> Path:
     path = Path(target)
-    return path if count == 1 else path.with_name(f"{path.stem}_{index + 1}{path.suffix or '.png'}")
+    return path if count == 1 else path.with_name(f"{path.stem}_{index + 1}{path.suffix}")
 
 
 def _draw(image, faces, path: Path) -> None:
@@ -278,24 +306,23 @@ def _draw(image, faces, path: Path) -> None:
                     0.4 * thickness, (0, 200, 0), thickness)
         for (mx, my), colour in zip(face.landmarks, colours):
             cv2.circle(canvas, (int(round(mx)), int(round(my))), thickness + 1, colour, -1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), canvas):
-        raise FacedError(f"cannot write {path} (use a .png or .jpg name)", "OUTPUT_ERROR")
+    try:
+        written = cv2.imwrite(str(path), canvas)
+    except cv2.error:
+        written = False
+    if not written:
+        raise FacedError(f"cannot write {path}", "OUTPUT_ERROR")
 
 
 # ------------------------------------------------------------------------------------------- compare
-def cmd_compare(args, config: Config) -> int:
-    from .imaging import read_image_file
-
-    pipeline = _pipeline(config)
-    limits = _limits(config)
+def cmd_compare(args, engine: Engine) -> int:
     faces = []
     for path in (args.image_a, args.image_b):
         try:
-            faces.append(pipeline.main_face(read_image_file(path, limits)))
+            faces.append(engine.main_face(engine.read_image(path)))
         except FacedError as exc:
             raise type(exc)(f"{path}: {exc.message}", exc.code) from None
-    result = pipeline.compare_faces(*faces)
+    result = engine.compare_faces(*faces)
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -309,9 +336,7 @@ def _variant_rows(config: Config) -> list[dict]:
     from .vision.manifest import Manifest
 
     manifest = Manifest(config.vision.models_dir or None)
-    configured = {"yunet": config.detector.precision, "sface": config.embedder.precision,
-                  "age": config.attributes.age_precision, "gender": config.attributes.gender_precision,
-                  "minifasnet_v2": config.liveness.v2_precision, "minifasnet_v1se": config.liveness.v1se_precision}
+    configured = configured_precisions(config)
     rows = []
     for name in manifest.models():
         chosen = configured.get(name) or manifest.default_precision(name)
@@ -334,8 +359,8 @@ def _fidelity_text(fidelity: dict) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fidelity.items())
 
 
-def cmd_models_list(args, config: Config) -> int:
-    rows = _variant_rows(config)
+def cmd_models_list(args, engine: Engine) -> int:
+    rows = _variant_rows(engine.config)
     if args.json:
         _print_json([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows])
         return EXIT_OK
@@ -349,12 +374,12 @@ def cmd_models_list(args, config: Config) -> int:
     return EXIT_OK
 
 
-def cmd_models_verify(args, config: Config) -> int:
+def cmd_models_verify(args, engine: Engine) -> int:
     from .vision.manifest import verify_file
     from .vision.runtime import TFLiteModel
 
     results, failed = [], 0
-    for row in _variant_rows(config):
+    for row in _variant_rows(engine.config):
         if not row["shipped"]:
             continue
         variant = row["_variant"]
@@ -366,7 +391,7 @@ def cmd_models_verify(args, config: Config) -> int:
             failed += 1
             status = exc.message
         results.append({"model": row["model"], "precision": row["precision"], "file": row["file"],
-                         "ok": status == "ok", "message": status})
+                        "ok": status == "ok", "message": status})
     if args.json:
         _print_json(results)
     else:
@@ -378,28 +403,34 @@ def cmd_models_verify(args, config: Config) -> int:
 
 
 # -------------------------------------------------------------------------------------------- doctor
-def cmd_doctor(args, config: Config) -> int:
+def cmd_doctor(args, engine: Engine) -> int:
     checks: list[dict] = []
+    config = engine.config
 
     def check(name: str, fn) -> None:
         try:
             checks.append({"check": name, "ok": True, "detail": fn()})
-        except Exception as exc:  # doctor reports every failure instead of stopping at the first
+        except FacedError as exc:  # doctor reports every failure instead of stopping at the first
+            checks.append({"check": name, "ok": False, "detail": f"{exc.code}: {exc.message}"})
+        except (OSError, RuntimeError, ImportError) as exc:
             checks.append({"check": name, "ok": False, "detail": f"{type(exc).__name__}: {exc}"})
 
     check("python", lambda: f"{platform.python_version()} on {platform.machine()} ({platform.system()})")
     check("tflite runtime", _doctor_runtime)
     check("sqlite", _doctor_sqlite)
     check("models", lambda: _doctor_models(config))
-    check("database", lambda: _doctor_database(config))
+    check("database", lambda: _doctor_database(engine))
     check("config", lambda: f"db {config.db_path}, API {config.api.host}:{config.api.port}, "
-                            f"MQTT {'configured' if config.mqtt.url else 'off (events stay in the outbox)'}")
+                            f"MQTT {'configured' if config.mqtt.url else 'not configured'}")
     ok = all(item["ok"] for item in checks)
     if args.json:
         _print_json({"ok": ok, "checks": checks})
     else:
         for item in checks:
             print(f"{'ok  ' if item['ok'] else 'FAIL'} {item['check']:<15} {item['detail']}")
+    if not ok:
+        failed = ", ".join(item["check"] for item in checks if not item["ok"])
+        print(f"faced: DOCTOR: failed checks: {failed}", file=sys.stderr)
     return EXIT_OK if ok else EXIT_ERROR
 
 
@@ -418,19 +449,18 @@ def _doctor_sqlite() -> str:
     return f"{info['loader']}, SQLite {info['sqlite']}, sqlite-vec {info['sqlite_vec']}"
 
 
-def _doctor_database(config: Config) -> str:
-    from .store.db import Store
+def _doctor_database(engine: Engine) -> str:
     from .store.schema import SCHEMA_VERSION
 
-    if not config.db_path.exists():
-        return f"{config.db_path} does not exist yet (created on first use)"
-    with Store(config.db_path) as store:
-        collections = store.collections()
-        integrity = store.integrity()
+    summary = engine.database_summary()
+    if not summary["exists"]:
+        return f"{summary['path']} does not exist yet (created when data is first added)"
+    integrity = engine.store.integrity()
     if integrity != "ok":
-        raise RuntimeError(f"{config.db_path}: integrity check says {integrity}")
-    return (f"{config.db_path}: schema {SCHEMA_VERSION}, {len(collections)} collections, "
-            f"{sum(c.faces for c in collections)} faces, integrity ok")
+        raise StoreError(f"{summary['path']}: integrity check says {integrity}", "DB_CORRUPT")
+    mode = ", read-only" if summary["read_only"] else ""
+    return (f"{summary['path']}: schema {SCHEMA_VERSION}, {summary['collections']} collections, "
+            f"{summary['faces']} faces, integrity ok{mode}")
 
 
 def _doctor_models(config: Config) -> str:
@@ -444,47 +474,25 @@ def _doctor_models(config: Config) -> str:
 
 
 # --------------------------------------------------------------------------------------------- store
-def _store(config: Config):
-    from .store.db import Store
-
-    return Store(config.db_path)
-
-
-def _report(args, value: dict | list, text: str) -> None:
-    if args.json:
-        _print_json(value)
-    else:
-        print(text)
-
-
-def cmd_collections_create(args, config: Config) -> int:
-    with _store(config) as store:
-        collection = store.create_collection(args.name, _pipeline(config).embedder.identity)
-        _report(args, collection.to_dict(), f"created collection {collection.name!r}")
+def cmd_collections_create(args, engine: Engine) -> int:
+    collection = engine.create_collection(args.name)
+    _report(args, collection.to_dict(), f"created collection {collection.name!r}")
     return EXIT_OK
 
 
-def cmd_collections_list(args, config: Config) -> int:
-    with _store(config) as store:
-        rows = [c.to_dict() for c in store.collections()]
+def cmd_collections_list(args, engine: Engine) -> int:
+    rows = [c.to_dict() for c in engine.collections()]
     _report(args, rows, "\n".join(f"{r['collection_name']:<30} {r['persons']:>7} persons {r['faces']:>8} faces  "
                                   f"{r['embedder']['model']} {r['embedder']['precision']}" for r in rows)
             or "no collections")
     return EXIT_OK
 
 
-def cmd_collections_delete(args, config: Config) -> int:
-    with _store(config) as store:
-        erased = store.delete_collection(args.name)
-    _report(args, {"erased": erased}, f"erased collection {args.name!r}: {erased['persons']} persons, "
-                                      f"{erased['faces']} faces with their vectors and thumbnails")
+def cmd_collections_delete(args, engine: Engine) -> int:
+    erased = engine.delete_collection(args.name)
+    _report(args, {"erased": erased}, f"erased collection {erased['collection_name']!r}: {erased['persons']} "
+                                      f"persons, {erased['faces']} faces with their vectors and thumbnails")
     return EXIT_OK
-
-
-def _enroller(store, config: Config):
-    from .store.enrol import Enroller
-
-    return Enroller(store, _pipeline(config), limits=_limits(config))
 
 
 def _outcome_lines(outcomes) -> str:
@@ -492,84 +500,107 @@ def _outcome_lines(outcomes) -> str:
                      f"{'' if o.accepted else f': {o.code}: {o.message}'}" for o in outcomes)
 
 
-def cmd_persons_add(args, config: Config) -> int:
+def _enrolment_hint(exc: FacedError, collection: str) -> FacedError:
+    if exc.code == "COLLECTION_NOT_FOUND":
+        return type(exc)(f"collection {collection!r} does not exist: create it first with `faced collections "
+                         f"create {collection}`", exc.code)
+    return exc
+
+
+def cmd_persons_add(args, engine: Engine) -> int:
+    metadata = parse_metadata(args.metadata) if args.metadata is not None else {}
+    name = clean_name(args.name, "person name")
     try:
-        metadata = json.loads(args.metadata) if args.metadata else {}
-    except json.JSONDecodeError as exc:
-        raise FacedError(f"--metadata is not JSON: {exc}", "INVALID_METADATA") from None
-    if not isinstance(metadata, dict):
-        raise FacedError("--metadata must be a JSON object", "INVALID_METADATA")
-    with _store(config) as store:
-        enroller = _enroller(store, config)
-        candidates = [enroller.read(path) for path in args.images]
-        person_id, outcomes = enroller.add_person(args.collection, args.name, candidates, metadata, args.force)
-    result = {"person_id": person_id, "person_name": args.name, "faces": [o.to_dict() for o in outcomes]}
-    _report(args, result, (f"enrolled {args.name!r} as {person_id}" if person_id else
-                           f"{args.name!r} was not enrolled: no photo was accepted") + "\n" + _outcome_lines(outcomes))
-    return EXIT_OK if person_id else EXIT_ERROR
+        engine.collection(args.collection)
+    except FacedError as exc:
+        raise _enrolment_hint(exc, args.collection) from None
+    photos = [engine.photo_file(path) for path in args.images]
+    enrolment = engine.add_person(args.collection, name, photos, metadata, args.force)
+    result = {"person_id": enrolment.person_id, "person_name": enrolment.person_name,
+              "faces": [o.to_dict() for o in enrolment.outcomes]}
+    _report(args, result, (f"enrolled {enrolment.person_name!r} as {enrolment.person_id}" if enrolment.person_id
+                           else f"{enrolment.person_name!r} was not enrolled: no photo was accepted") + "\n"
+            + _outcome_lines(enrolment.outcomes))
+    if not enrolment.person_id:
+        print("faced: NOT_ENROLLED: no photo was accepted (reasons above)", file=sys.stderr)
+    return EXIT_OK if enrolment.person_id else EXIT_ERROR
 
 
-def cmd_persons_add_faces(args, config: Config) -> int:
-    with _store(config) as store:
-        enroller = _enroller(store, config)
-        outcomes = enroller.add_faces(args.person_id, [enroller.read(p) for p in args.images], args.force)
-    _report(args, {"person_id": args.person_id, "faces": [o.to_dict() for o in outcomes]},
-            f"person {args.person_id}:\n" + _outcome_lines(outcomes))
-    return EXIT_OK if any(o.accepted for o in outcomes) else EXIT_ERROR
+def cmd_persons_add_faces(args, engine: Engine) -> int:
+    person = engine.person(args.person_id)
+    outcomes = engine.add_faces(person.id, [engine.photo_file(p) for p in args.images], args.force)
+    _report(args, {"person_id": person.id, "faces": [o.to_dict() for o in outcomes]},
+            f"person {person.id}:\n" + _outcome_lines(outcomes))
+    if not any(o.accepted for o in outcomes):
+        print("faced: NOT_ENROLLED: no photo was accepted (reasons above)", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
 
 
-def cmd_persons_list(args, config: Config) -> int:
-    with _store(config) as store:
-        rows = [p.to_dict() for p in store.persons(store.collection(args.collection))]
+def cmd_persons_list(args, engine: Engine) -> int:
+    rows = [p.to_dict() for p in engine.persons(args.collection)]
     _report(args, rows, "\n".join(f"{r['person_id']}  {len(r['face_ids']):>3} faces  {r['person_name']}"
                                   for r in rows) or "no persons")
     return EXIT_OK
 
 
-def cmd_persons_show(args, config: Config) -> int:
-    with _store(config) as store:
-        person = store.person(args.person_id).to_dict()
+def cmd_persons_show(args, engine: Engine) -> int:
+    person = engine.person(args.person_id).to_dict()
     _report(args, person, "\n".join(f"{k}: {v}" for k, v in person.items()))
     return EXIT_OK
 
 
-def cmd_persons_delete(args, config: Config) -> int:
-    with _store(config) as store:
-        erased = store.delete_person(args.person_id)
+def cmd_persons_delete(args, engine: Engine) -> int:
+    erased = engine.delete_person(args.person_id)
     _report(args, {"erased": erased}, f"erased {erased['person_name']!r} ({erased['person_id']}): "
                                       f"{erased['faces']} faces with their vectors and thumbnails")
     return EXIT_OK
 
 
-def cmd_enroll(args, config: Config) -> int:
+def cmd_enroll(args, engine: Engine) -> int:
     from tqdm import tqdm
 
-    from pathlib import Path as _Path
-
-    folder = _Path(args.folder)
+    folder = Path(args.folder)
     if not folder.is_dir():
         raise FacedError(f"{folder} is not a folder", "NOT_A_FOLDER")
+    try:
+        engine.collection(args.collection)
+    except FacedError as exc:
+        raise _enrolment_hint(exc, args.collection) from None
     people = [p for p in folder.iterdir() if p.is_dir()]
-    with _store(config) as store, tqdm(total=len(people), unit="person", file=sys.stderr,
-                                       disable=args.json and not sys.stderr.isatty()) as bar:
-        summary = _enroller(store, config).enrol_folder(folder, args.collection, args.force,
-                                                        progress=lambda name: bar.update())
+    with tqdm(total=len(people), unit="person", file=sys.stderr, disable=not args.progress) as bar:
+        summary = engine.enrol_folder(folder, args.collection, args.force, progress=lambda name: bar.update())
     text = [f"enrolled {sum(1 for p in summary['persons'] if p['person_id'])} of {len(summary['persons'])} persons, "
-            f"{summary['accepted']} photos accepted, {len(summary['rejected'])} rejected"]
+            f"{summary['accepted']} photos accepted, {summary['skipped']} already enrolled, "
+            f"{len(summary['rejected'])} rejected"]
     text += [f"  REJECTED {r['source']}: {r.get('code')}: {r.get('message', '')}" for r in summary["rejected"]]
     _report(args, summary, "\n".join(text))
     return EXIT_OK
 
 
-def cmd_search(args, config: Config) -> int:
-    from .imaging import read_image_file
-    from .store.search import Searcher
+def search_json(recognitions) -> dict:
+    """`faced search --json`: contract 2's N:N shape plus each face's box (README "Stable JSON interfaces")."""
+    results, unknown = [], []
+    for recognition in recognitions:
+        thumbnail = base64.b64encode(encode_thumbnail(recognition.face.aligned)).decode("ascii")
+        box = [round(float(v), 2) for v in recognition.face.box]
+        if not recognition.known:
+            unknown.append((thumbnail, box))
+        for match in recognition.matches:
+            results.append({"person_id": match.person_id, "person_name": match.person_name,
+                            "metadata": match.metadata, "similarity_score": round(match.similarity_score, 4),
+                            "face_base_64": thumbnail, "box": box})
+    results.sort(key=lambda r: -r["similarity_score"])
+    return {"person_search_results": results,
+            "unrecognized_face_thumbnails_base_64": [t for t, _ in unknown],
+            "unrecognized_faces": [{"box": box} for _, box in unknown]}
 
-    image = read_image_file(args.image, _limits(config))
-    min_score = config.recognition.min_similarity_score if args.min_score is None else args.min_score
-    with _store(config) as store:
-        result = Searcher(store, _pipeline(config)).search_image(args.collection, image, min_score,
-                                                                 max(1, args.max_results))
+
+def cmd_search(args, engine: Engine) -> int:
+    min_score = engine.config.recognition.min_similarity_score if args.min_score is None else args.min_score
+    check_search_options(min_score, args.max_results)  # before the image is read: a usage mistake first
+    image = engine.read_image(args.image)
+    result = search_json(engine.search(args.collection, image, min_score, args.max_results))
     lines = [f"{r['person_name']} ({r['person_id']}) score {r['similarity_score']:.3f} at "
              f"{' '.join(f'{v:.0f}' for v in r['box'])}" for r in result["person_search_results"]]
     lines += [f"unknown face at {' '.join(f'{v:.0f}' for v in u['box'])}" for u in result["unrecognized_faces"]]
@@ -577,56 +608,37 @@ def cmd_search(args, config: Config) -> int:
     return EXIT_OK
 
 
-def _reembed_function(config: Config):
-    from .store.portable import decode_thumbnail
-
-    embedder = _pipeline(config).embedder
-    return embedder, lambda thumbnail: embedder.embed(decode_thumbnail(thumbnail))
-
-
-def cmd_reembed(args, config: Config) -> int:
-    from .store.portable import reembed_collection
-
-    embedder, reembed = _reembed_function(config)
-    with _store(config) as store:
-        result = reembed_collection(store, args.collection, embedder.identity, reembed)
-    _report(args, result, f"re-embedded {result['faces']} faces of {args.collection!r} with "
-                          f"{embedder.identity['model']} {embedder.identity['precision']}")
+def cmd_reembed(args, engine: Engine) -> int:
+    result = engine.reembed(args.collection)
+    _report(args, result, f"re-embedded {result['faces']} faces of {result['collection_name']!r} with "
+                          f"{result['embedder']['model']} {result['embedder']['precision']}")
     return EXIT_OK
 
 
-def cmd_export(args, config: Config) -> int:
-    from .store.portable import export_collection
-
-    with _store(config) as store:
-        result = export_collection(store, args.collection, args.file)
+def cmd_export(args, engine: Engine) -> int:
+    result = engine.export(args.collection, args.file)
     _report(args, result, f"exported {result['persons']} persons, {result['faces']} faces to {args.file}")
     return EXIT_OK
 
 
-def cmd_import(args, config: Config) -> int:
-    from .store.portable import import_collection
-
-    embedder, reembed = _reembed_function(config)
-    with _store(config) as store:
-        result = import_collection(store, args.file, embedder.identity, args.name, reembed if args.reembed else None)
+def cmd_import(args, engine: Engine) -> int:
+    result = engine.import_(args.file, args.name, args.reembed)
     _report(args, result, f"imported {result['persons']} persons, {result['faces']} faces as "
                           f"{result['collection_name']!r}")
     return EXIT_OK
 
 
-def cmd_backup(args, config: Config) -> int:
-    with _store(config) as store:
-        store.backup(args.file)
-    _report(args, {"file": args.file}, f"backed up {config.db_path} to {args.file}")
+def cmd_backup(args, engine: Engine) -> int:
+    engine.backup(args.file)
+    _report(args, {"file": args.file}, f"backed up {engine.config.db_path} to {args.file}")
     return EXIT_OK
 
 
 # --------------------------------------------------------------------------------------------- bench
-def cmd_bench(args, config: Config) -> int:
+def cmd_bench(args, engine: Engine) -> int:
     from .bench import run as run_bench
 
-    return run_bench(args, config)
+    return run_bench(args, engine.config)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ class ApiConfig:
 @dataclass
 class StoreConfig:
     db: str = "~/.local/share/faced/faced.db"
+    # A write waits at most this long for another writer (or a reader, for an erasure's checkpoint): DB_BUSY.
+    busy_timeout_s: float = field(default=10.0, metadata=_range(0.0, 600.0))
 
 
 @dataclass
@@ -136,6 +138,26 @@ class Config:
     @property
     def db_path(self) -> Path:
         return Path(os.path.expanduser(self.store.db))
+
+
+# Where each model's precision is chosen (section.key), by the manifest's model name.
+PRECISION_KEYS = {
+    "yunet": "detector.precision",
+    "sface": "embedder.precision",
+    "age": "attributes.age_precision",
+    "gender": "attributes.gender_precision",
+    "minifasnet_v2": "liveness.v2_precision",
+    "minifasnet_v1se": "liveness.v1se_precision",
+}
+
+
+def configured_precisions(config: Config) -> dict[str, str]:
+    """model -> the precision the configuration asks for ("" = the manifest's default)."""
+    result = {}
+    for model, dotted in PRECISION_KEYS.items():
+        section, key = dotted.split(".")
+        result[model] = getattr(getattr(config, section), key)
+    return result
 
 
 # Short environment names that installers use (DESIGN: command line and configuration conventions).

@@ -1,6 +1,7 @@
 """The daemon: serves the HTTP API on a threaded WSGI server (cheroot) until SIGINT/SIGTERM."""
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import signal
@@ -9,8 +10,8 @@ import threading
 from cheroot import wsgi
 
 from .api.app import make_app
-from .config import Config
-from .errors import ConfigError
+from .engine import Engine
+from .errors import ConfigError, FacedError
 
 log = logging.getLogger("faced.service")
 
@@ -25,15 +26,16 @@ def is_loopback(host: str) -> bool:
 
 
 class Service:
-    def __init__(self, config: Config):
-        self.config = config
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.config = config = engine.config
         if not is_loopback(config.api.host):
             # Without API keys every endpoint would be open to the LAN (DESIGN: refuse to bind).
             raise ConfigError(
                 f"refusing to serve on {config.api.host}: binding beyond loopback requires API keys, "
                 "which this version does not have yet; use 127.0.0.1"
             )
-        self.server = wsgi.Server((config.api.host, config.api.port), make_app(), numthreads=8,
+        self.server = wsgi.Server((config.api.host, config.api.port), make_app(engine), numthreads=8,
                                   server_name="faced")
         self._stopped = threading.Event()
 
@@ -44,7 +46,12 @@ class Service:
     def run(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: self.stop())
-        self.server.prepare()
+        try:
+            self.server.prepare()
+        except OSError as exc:
+            raise FacedError(f"cannot serve on {self.config.api.host}:{self.config.api.port}: "
+                             f"{exc.strerror or exc}", "ADDRESS_IN_USE" if exc.errno == errno.EADDRINUSE
+                             else "CONFIG_ERROR") from None
         log.info("serving on http://%s:%d", self.config.api.host, self.bound_port)
         print(f"faced: serving on http://{self.config.api.host}:{self.bound_port} (Ctrl-C stops)", flush=True)
         self.server.serve()

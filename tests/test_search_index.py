@@ -21,7 +21,7 @@ def _fill(store, collection, vectors, prefix="p"):
 
 def test_nearest_matches_brute_force(tmp_path):
     vectors, enrolled, strangers = make_data(3000, 20)
-    with Store(tmp_path / "faced.db") as store:
+    with Store(tmp_path / "faced.db", create=True) as store:
         collection = store.create_collection("c", EMBEDDER)
         ids = _fill(store, collection, vectors)
         index = CollectionIndex(store, collection)
@@ -46,7 +46,7 @@ def test_nearest_matches_brute_force(tmp_path):
 def test_index_follows_another_connection(tmp_path):
     vectors, enrolled, _ = make_data(200, 1)
     path = tmp_path / "faced.db"
-    with Store(path) as store, Store(path) as other:
+    with Store(path, create=True) as store, Store(path) as other:
         collection = store.create_collection("c", EMBEDDER)
         ids = _fill(store, collection, vectors[:100])
         index = CollectionIndex(store, collection)
@@ -63,13 +63,12 @@ def test_index_follows_another_connection(tmp_path):
 
 def test_face_committed_while_loading_is_held_once(tmp_path):
     vectors, _, _ = make_data(100, 1)
-    with Store(tmp_path / "faced.db") as store:
+    with Store(tmp_path / "faced.db", create=True) as store:
         collection = store.create_collection("c", EMBEDDER)
         ids = _fill(store, collection, vectors)
         index = CollectionIndex(store, collection)
         # As if the last person had been committed after the log position was read but before the rows were.
         index.last_seq -= 10
-        index._version = None
         index.refresh()
         assert sorted(index.face_ids.tolist()) == sorted(ids.tolist())
         assert len(index.nearest(vectors[99], 100, candidates=100)) == 100
@@ -80,7 +79,7 @@ def test_reembedded_face_stays_in_another_connections_index(tmp_path):
 
     vectors, _, _ = make_data(100, 1)
     path = tmp_path / "faced.db"
-    with Store(path) as store, Store(path) as other:
+    with Store(path, create=True) as store, Store(path) as other:
         collection = store.create_collection("c", EMBEDDER)
         ids = store.add_person(collection, "p", [NewFace(v, b"jpeg %d" % i) for i, v in enumerate(vectors)])[1]
         index = CollectionIndex(store, collection)
@@ -94,11 +93,12 @@ def test_reembedded_face_stays_in_another_connections_index(tmp_path):
 
 
 def test_version_2_file_gets_search_codes(tmp_path):
-    from device.store.db import search_code
+    from device.store.codes import search_code
+    from device.store.schema import SCHEMA_VERSION
 
     vectors, _, _ = make_data(30, 1)
     path = tmp_path / "faced.db"
-    with Store(path) as store:
+    with Store(path, create=True) as store:
         collection = store.create_collection("c", EMBEDDER)
         ids = _fill(store, collection, vectors)
         # As a version 2 file was: 16 bytes of sign bits per face.
@@ -107,7 +107,7 @@ def test_version_2_file_gets_search_codes(tmp_path):
                                      (np.packbits(vector > 0).tobytes(), int(face_id)))
         store.connection.execute("PRAGMA user_version = 2")
     with Store(path) as store:
-        assert store.connection.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert store.connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         codes = dict(store.connection.execute("SELECT id, bits FROM faces"))
         assert all(codes[int(i)] == search_code(v) for i, v in zip(ids, vectors))
         index = CollectionIndex(store, store.collection("c"))

@@ -13,18 +13,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from device.config import load_config
+from device.engine import Engine
+from device.enrolment import DUPLICATE_OF_OTHER_PERSON, FACE_DOES_NOT_MATCH_PERSON
+from device.errors import EmbedderMismatch
 from device.imaging import read_image_file
-from device.store.db import EmbedderMismatch, Store
-from device.store.enrol import DUPLICATE_OF_OTHER_PERSON, FACE_DOES_NOT_MATCH_PERSON, Enroller
+from device.store.db import Store
 from device.store.index import CollectionIndex
-from device.store.search import Searcher
 from tests.conftest import REPO, run_faced
 
 
+def make_engine(path, pipeline) -> Engine:
+    """An engine on `path` that shares the session's loaded pipeline."""
+    return Engine(load_config(env={}, overrides={"store.db": str(path)}), create=True, pipeline=pipeline)
+
+
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "faced.db") as opened:
+def engine(tmp_path, pipeline):
+    with make_engine(tmp_path / "faced.db", pipeline) as opened:
         yield opened
+
+
+def names(recognitions) -> list[str]:
+    return [m.person_name for r in recognitions for m in r.matches]
 
 
 def _deepface(faces_dir):
@@ -36,71 +47,66 @@ def _deepface(faces_dir):
     return by_person
 
 
-def test_enrol_deepface_and_search_held_back_photos(store, pipeline, faces_dir):
-    store.create_collection("celebs", pipeline.embedder.identity)
-    enroller, searcher = Enroller(store, pipeline), Searcher(store, pipeline)
+def test_enrol_deepface_and_search_held_back_photos(engine, faces_dir):
+    engine.create_collection("celebs")
     held_back = []
     for identity, paths in sorted(_deepface(faces_dir).items()):
-        person_id, outcomes = enroller.add_person("celebs", identity, [enroller.read(str(p)) for p in paths[:2]])
-        assert person_id, [o.to_dict() for o in outcomes]
+        enrolment = engine.add_person("celebs", identity, [engine.photo_file(str(p)) for p in paths[:2]])
+        assert enrolment.person_id, [o.to_dict() for o in enrolment.outcomes]
         held_back += [(identity, p) for p in paths[2:]]
     correct = 0
     for identity, path in held_back:
-        result = searcher.search_image("celebs", read_image_file(str(path)), 0.7)
-        names = [r["person_name"] for r in result["person_search_results"]]
-        correct += bool(names) and names[0] == identity
+        found = names(engine.search("celebs", read_image_file(str(path)), 0.7))
+        correct += bool(found) and found[0] == identity
     assert correct / len(held_back) >= 0.9, (correct, len(held_back))
     # People who are not enrolled come back unknown.
     for name in ("obama.jpg", "biden.jpg", "lin-manuel-miranda.png"):
-        result = searcher.search_image("celebs", read_image_file(str(faces_dir / "face_recognition/examples" / name)),
-                                       0.7)
-        assert result["person_search_results"] == [] and len(result["unrecognized_faces"]) == 1
+        result = engine.search("celebs", read_image_file(str(faces_dir / "face_recognition/examples" / name)), 0.7)
+        assert len(result) == 1 and not result[0].known
 
 
-def test_knn_examples_and_group_photo(store, pipeline, faces_dir):
+def test_knn_examples_and_group_photo(engine, pipeline, faces_dir):
     folder = faces_dir / "face_recognition/examples/knn_examples"
-    store.create_collection("knn", pipeline.embedder.identity)
-    summary = Enroller(store, pipeline).enrol_folder(folder / "train", "knn")
+    engine.create_collection("knn")
+    summary = engine.enrol_folder(folder / "train", "knn")
     assert summary["accepted"] == 9 and not summary["rejected"]
-    searcher = Searcher(store, pipeline)
     expected = {"alex_lacamoire1.jpg": {"alex_lacamoire"}, "johnsnow_test1.jpg": {"kit_harington"},
                 "kit_with_rose.jpg": {"kit_harington", "rose_leslie"}, "obama1.jpg": {"obama"},
                 "obama_and_biden.jpg": {"obama", "biden"}}
     for name, persons in expected.items():
         image = read_image_file(str(folder / "test" / name))
-        result = searcher.search_image("knn", image, 0.7)
-        assert {r["person_name"] for r in result["person_search_results"]} == persons
-        # N:N: every detected face gets an answer, matched or unrecognised, with its box.
-        assert len(result["person_search_results"]) + len(result["unrecognized_faces"]) == len(pipeline.detect(image))
-        assert len(result["unrecognized_face_thumbnails_base_64"]) == len(result["unrecognized_faces"])
-        assert all(len(r["box"]) == 4 and r["face_base_64"] for r in result["person_search_results"])
+        result = engine.search("knn", image, 0.7)
+        assert set(names(result)) == persons
+        # N:N: every detected face gets an answer, matched or unrecognised, with its face and box.
+        assert len(result) == len(pipeline.detect(image))
+        assert all(len(r.face.box) == 4 and r.face.aligned is not None for r in result)
 
 
-def test_photo_of_someone_else_is_flagged(store, pipeline, faces_dir):
+def test_photo_of_someone_else_is_flagged(engine, faces_dir):
     folder = faces_dir / "face_recognition/examples"
-    store.create_collection("c", pipeline.embedder.identity)
-    enroller = Enroller(store, pipeline)
-    obama, _ = enroller.add_person("c", "Obama", [enroller.read(str(folder / "obama.jpg"))])
-    outcomes = enroller.add_faces(obama, [enroller.read(str(folder / "biden.jpg")),
-                                          enroller.read(str(folder / "obama2.jpg"))])
+    engine.create_collection("c")
+    obama = engine.add_person("c", "Obama", [engine.photo_file(str(folder / "obama.jpg"))]).person_id
+    outcomes = engine.add_faces(obama, [engine.photo_file(str(folder / "biden.jpg")),
+                                        engine.photo_file(str(folder / "obama2.jpg"))])
     assert outcomes[0].code == FACE_DOES_NOT_MATCH_PERSON and not outcomes[0].accepted
     assert outcomes[1].accepted
     # The same face under a second person is refused, naming the first one.
-    _, outcomes = enroller.add_person("c", "Barack", [enroller.read(str(folder / "obama2.jpg"))])
+    outcomes = engine.add_person("c", "Barack", [engine.photo_file(str(folder / "obama2.jpg"))]).outcomes
     assert outcomes[0].code == DUPLICATE_OF_OTHER_PERSON and outcomes[0].details["duplicate_of"]["person_id"] == obama
     # A new person whose two photos disagree: neither is taken on trust.
-    person, outcomes = enroller.add_person("c", "Mixed", [enroller.read(str(folder / "lin-manuel-miranda.png")),
-                                                          enroller.read(str(folder / "alex-lacamoire.png"))])
-    assert person is None and all(o.code == FACE_DOES_NOT_MATCH_PERSON for o in outcomes)
+    enrolment = engine.add_person("c", "Mixed", [engine.photo_file(str(folder / "lin-manuel-miranda.png")),
+                                                 engine.photo_file(str(folder / "alex-lacamoire.png"))])
+    assert enrolment.person_id is None and all(o.code == FACE_DOES_NOT_MATCH_PERSON for o in enrolment.outcomes)
 
 
 def test_erasure_leaves_no_bytes(tmp_path, pipeline, faces_dir):
     path = tmp_path / "erase.db"
-    with Store(path) as store:
-        store.create_collection("c", pipeline.embedder.identity)
-        enroller = Enroller(store, pipeline)
-        keep, _ = enroller.add_person("c", "Biden", [enroller.read(str(faces_dir / "face_recognition/examples/biden.jpg"))])
-        gone, _ = enroller.add_person("c", "Obama", [enroller.read(str(faces_dir / "face_recognition/examples/obama.jpg"))])
+    with make_engine(path, pipeline) as engine:
+        engine.create_collection("c")
+        store = engine.store
+        examples = faces_dir / "face_recognition/examples"
+        keep = engine.add_person("c", "Biden", [engine.photo_file(str(examples / "biden.jpg"))]).person_id
+        gone = engine.add_person("c", "Obama", [engine.photo_file(str(examples / "obama.jpg"))]).person_id
         face_id = store.person(gone).face_ids[0]
         vector = store.vectors([face_id])[face_id].tobytes()
         thumbnail = store.thumbnail(face_id)
@@ -170,20 +176,16 @@ def test_sigkill_during_bulk_enrolment_leaves_a_consistent_file(tmp_path, faces_
 SEARCH_LOOP = r"""
 import sys, json, time
 sys.path.insert(0, sys.argv[3])
-from device.store.db import Store
-from device.store.search import Searcher
-from device.vision.pipeline import Pipeline
+from device.engine import Engine
 from device.imaging import read_image_file
 from device.config import load_config
-store = Store(sys.argv[1])
-searcher = Searcher(store, Pipeline(load_config(env={})))
+engine = Engine(load_config(env={}, overrides={"store.db": sys.argv[1]}))
 image = read_image_file(sys.argv[2])
 print("ready", flush=True)
 found, errors, deadline = [], [], time.time() + 120
 while time.time() < deadline:
     try:
-        result = searcher.search_image("shared", image, 0.7)
-        found = [r["person_name"] for r in result["person_search_results"]]
+        found = [m.person_name for r in engine.search("shared", image, 0.7) for m in r.matches]
     except Exception as exc:
         errors.append(repr(exc))
     if found:
@@ -215,39 +217,49 @@ def test_daemon_sees_cli_enrolment_without_lock_errors(tmp_path, faces_dir):
     assert report["errors"] == [] and report["found"] == ["Obama"]
 
 
+def _answers(recognitions) -> list:
+    return [(list(r.face.box), [(m.person_id, m.person_name, round(m.similarity_score, 6)) for m in r.matches])
+            for r in recognitions]
+
+
 def test_export_import_searches_the_same(tmp_path, pipeline, faces_dir):
+    import hashlib
+
+    from device.store.portable import import_collection
+
     folder = faces_dir / "face_recognition/examples/knn_examples"
-    with Store(tmp_path / "a.db") as first:
-        first.create_collection("knn", pipeline.embedder.identity)
-        Enroller(first, pipeline).enrol_folder(folder / "train", "knn")
-        from device.store.portable import export_collection, import_collection
-
-        export_collection(first, "knn", tmp_path / "knn.faced")
-        image = read_image_file(str(folder / "test/obama_and_biden.jpg"))
-        before = Searcher(first, pipeline).search_image("knn", image, 0.7)
-    with Store(tmp_path / "b.db") as second:
-        result = import_collection(second, tmp_path / "knn.faced", pipeline.embedder.identity)
+    export = tmp_path / "knn.faced"
+    image = read_image_file(str(folder / "test/obama_and_biden.jpg"))
+    with make_engine(tmp_path / "a.db", pipeline) as first:
+        first.create_collection("knn")
+        first.enrol_folder(folder / "train", "knn")
+        first.export("knn", export)
+        before = _answers(first.search("knn", image, 0.7))
+    digest = hashlib.sha256(export.read_bytes()).hexdigest()
+    with make_engine(tmp_path / "b.db", pipeline) as second:
+        result = second.import_(export)
         assert result["persons"] == 5 and result["faces"] == 9
-        after = Searcher(second, pipeline).search_image("knn", image, 0.7)
-    assert before == after
+        assert _answers(second.search("knn", image, 0.7)) == before
+        # A second import of the same file clones it under a new name with new person ids.
+        clone = second.import_(export, "knn-copy")
+        assert clone["persons"] == 5
+        ids = {p.id for p in second.persons("knn")} & {p.id for p in second.persons("knn-copy")}
+        assert not ids
+    assert hashlib.sha256(export.read_bytes()).hexdigest() == digest  # the export was never changed
     other = dict(pipeline.embedder.identity, sha256="0" * 64, precision="fp32")
-    with Store(tmp_path / "c.db") as third, pytest.raises(Exception, match="--reembed"):
-        import_collection(third, tmp_path / "knn.faced", other)
+    with Store(tmp_path / "c.db", create=True) as third, pytest.raises(Exception, match="--reembed"):
+        import_collection(third, export, other)
 
 
-def test_other_embedder_is_refused_until_reembedded(store, pipeline, faces_dir):
-    from device.store.portable import decode_thumbnail, reembed_collection
-
+def test_other_embedder_is_refused_until_reembedded(engine, pipeline, faces_dir):
     older = dict(pipeline.embedder.identity, sha256="f" * 64, precision="fp32")
-    store.create_collection("old", older)
-    searcher = Searcher(store, pipeline)
+    engine.store.create_collection("old", older)
     image = read_image_file(str(faces_dir / "face_recognition/examples/obama.jpg"))
     with pytest.raises(EmbedderMismatch, match="reembed"):
-        searcher.search_image("old", image, 0.7)
-    result = reembed_collection(store, "old", pipeline.embedder.identity,
-                                lambda data: pipeline.embedder.embed(decode_thumbnail(data)))
+        engine.search("old", image, 0.7)
+    result = engine.reembed("old")
     assert result["faces"] == 0
-    assert searcher.search_image("old", image, 0.7)["unrecognized_faces"]
+    assert not engine.search("old", image, 0.7)[0].known
 
 
 def test_cli_search_json_shape(tmp_path, faces_dir):

@@ -152,32 +152,31 @@ class Smoke:
                 "faces": [{"box": _box(f), "liveness": f.liveness} for f in faces]}
 
     def collection(self) -> dict:
-        from device.store.db import Store
-        from device.store.enrol import Enroller
-        from device.store.search import Searcher
+        from device.config import load_config
+        from device.engine import Engine
 
-        pipeline = self.pipeline
         knn = self.data / KNN
         enrolled, searches = [], []
-        with Store(self.workdir / "smoke.db") as store:
-            store.create_collection("smoke", pipeline.embedder.identity)
-            enroller, searcher = Enroller(store, pipeline), Searcher(store, pipeline)
+        config = load_config(env={}, overrides={"store.db": str(self.workdir / "smoke.db")})
+        with Engine(config, create=True, pipeline=self.pipeline) as engine:
+            engine.create_collection("smoke")
             for name, photos in ENROL.items():
-                person_id, outcomes = enroller.add_person(
-                    "smoke", name, [enroller.read(str(knn / "train" / photo)) for photo in photos])
-                enrolled.append({"person": name, "enrolled": person_id is not None,
-                                 "accepted": sum(o.accepted for o in outcomes),
-                                 "rejected": [o.code for o in outcomes if not o.accepted]})
+                enrolment = engine.add_person(
+                    "smoke", name, [engine.photo_file(str(knn / "train" / photo)) for photo in photos])
+                enrolled.append({"person": name, "enrolled": enrolment.person_id is not None,
+                                 "accepted": sum(o.accepted for o in enrolment.outcomes),
+                                 "rejected": [o.code for o in enrolment.outcomes if not o.accepted]})
             for photo in SEARCH:
-                answer = searcher.search_image("smoke", self.image(f"{KNN}/{photo}"), 0.7)
+                answer = engine.search("smoke", self.image(f"{KNN}/{photo}"), 0.7)
                 searches.append({
                     "image": photo,
-                    "matches": [{"person": r["person_name"], "score": r["similarity_score"], "box": r["box"]}
-                                for r in answer["person_search_results"]],
-                    "unknown": [u["box"] for u in answer["unrecognized_faces"]],
+                    "matches": sorted(({"person": m.person_name, "score": round(m.similarity_score, 4),
+                                        "box": _box(r.face)} for r in answer for m in r.matches),
+                                      key=lambda item: -item["score"]),
+                    "unknown": [_box(r.face) for r in answer if not r.known],
                 })
-            faces = sum(c.faces for c in store.collections())
-            integrity = store.integrity()
+            faces = sum(c.faces for c in engine.collections())
+            integrity = engine.store.integrity()
         return {"enrolled": enrolled, "faces_stored": faces, "integrity": integrity, "searches": searches}
 
     # ---------------------------------------------------------------------------------- what ran where

@@ -9,7 +9,7 @@ import bottle
 from .. import __version__
 
 
-def make_app(started: float | None = None) -> bottle.Bottle:
+def make_app(engine=None, started: float | None = None) -> bottle.Bottle:
     app = bottle.Bottle()
     started = started or time.time()
 

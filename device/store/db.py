@@ -7,57 +7,28 @@ do not linger in the -wal file either.
 """
 from __future__ import annotations
 
-import json
-import time
-import uuid
+import functools
 from contextlib import contextmanager
+import json
+import threading
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import FacedError
+from ..errors import Conflict, EmbedderMismatch, InvalidInput, NotFound, StoreError
+from ..validation import check_metadata, clean_name, lookup_name
 from . import schema
-from .sqlite import connect
+from .codes import search_code
+from .sqlite import APPLICATION_ID, check_faced_schema, check_file, open_connection, transaction, translated
 
-BUSY_TIMEOUT_MS = 10_000
-
-
-class NotFound(FacedError):
-    code = "NOT_FOUND"
-
-
-class Conflict(FacedError):
-    code = "CONFLICT"
-
-
-class EmbedderMismatch(FacedError):
-    code = "EMBEDDER_MISMATCH"
-
-
-@contextmanager
-def transaction(connection):
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error (the connection is in autocommit mode)."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield connection
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
+DEFAULT_BUSY_TIMEOUT_S = 10.0
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def search_code(embedding: np.ndarray) -> bytes:
-    """The face's 2-bit code for the in-memory search index, 32 bytes: 16 of sign bits (set where the value
-    is positive), then 16 of magnitude bits (set on the half of the dimensions with the largest |value|)."""
-    vector = np.asarray(embedding, dtype=np.float32).reshape(-1)
-    magnitude = np.abs(vector)
-    return np.packbits(vector > 0).tobytes() + np.packbits(magnitude > np.median(magnitude)).tobytes()
 
 
 @dataclass
@@ -96,25 +67,95 @@ class NewFace:
     thumbnail: bytes
     quality: int | None = None
     source: str = ""
+    sha256: str | None = None  # of the photo it came from: enrolling the same folder again skips known photos
 
 
+def _translating(cls):
+    """Wrap each public method so that SQLite's own errors leave it as StoreError with faced's code."""
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_") or not callable(method):
+            continue
+
+        def wrapper(self, *args, __method=method, **kwargs):
+            with translated(self.path):
+                return __method(self, *args, **kwargs)
+
+        functools.update_wrapper(wrapper, method)
+        setattr(cls, name, wrapper)
+    return cls
+
+
+@_translating
 class Store:
-    def __init__(self, path: str | Path):
+    """faced's SQLite file. Safe to share between threads: each thread gets a connection of its own (SQLite
+    serialises writers across connections with its busy timeout; WAL lets readers go on meanwhile).
+
+    `create`: a missing file may be created (only commands that create data pass it). `readonly`: open with
+    `mode=ro` whatever the file's permissions (reading an export); a file that cannot be written opens that way
+    too, and then every write says DB_READ_ONLY.
+    """
+
+    def __init__(self, path: str | Path, create: bool = False, readonly: bool = False,
+                 busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S):
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = connect(str(path), isolation_level=None, check_same_thread=False,
-                                  timeout=BUSY_TIMEOUT_MS / 1000)
+        self.busy_timeout_s = busy_timeout_s
+        mode = check_file(self.path, create)
+        self.mode = "ro" if readonly and mode != "new" else mode
+        self._local = threading.local()
+        self._connections: list = []
+        self._lock = threading.Lock()
+        first = self._open()
+        try:
+            check_faced_schema(first, self.path)
+            if self.mode == "ro":
+                found = first.execute("PRAGMA user_version").fetchone()[0]
+                if found != schema.SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.path} is at schema version {found}; this faced needs {schema.SCHEMA_VERSION} and "
+                        "cannot upgrade a read-only file", "DB_READ_ONLY" if found < schema.SCHEMA_VERSION
+                        else "DB_TOO_NEW")
+            else:
+                self._prepare_for_writing(first)
+        except BaseException:
+            self.close()
+            raise
+        self.mode = "ro" if self.mode == "ro" else "rw"
+
+    def _prepare_for_writing(self, connection) -> None:
         # auto_vacuum first: it only takes effect before the first table is created. vec0 reads vectors
         # through incremental BLOB I/O, and with auto_vacuum SQLite finds a blob's overflow pages in its
         # pointer map instead of walking their chain: point reads at a million faces get ~2.5x faster.
-        for pragma in ("auto_vacuum = INCREMENTAL", "journal_mode = WAL", "foreign_keys = ON",
-                       "secure_delete = ON", "synchronous = FULL", f"busy_timeout = {BUSY_TIMEOUT_MS}"):
-            self.connection.execute(f"PRAGMA {pragma}")
-        schema.migrate(self.connection)
+        if self.mode == "new":
+            connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            connection.execute("PRAGMA journal_mode = WAL")
+        schema.migrate(connection)
+        if connection.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            connection.execute(f"PRAGMA application_id = {APPLICATION_ID}")  # faced's file from now on
+
+    def _open(self):
+        connection = open_connection(self.path, self.mode, self.busy_timeout_s)
+        with self._lock:
+            self._connections.append(connection)
+        self._local.connection = connection
+        return connection
+
+    @property
+    def connection(self):
+        """This thread's connection."""
+        connection = getattr(self._local, "connection", None)
+        return connection if connection is not None else self._open()
+
+    @property
+    def read_only(self) -> bool:
+        return self.mode == "ro"
 
     def close(self) -> None:
-        self.connection.close()
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+        self._local = threading.local()
 
     def __enter__(self) -> "Store":
         return self
@@ -122,16 +163,21 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @contextmanager
     def transaction(self):
-        return transaction(self.connection)
+        """BEGIN IMMEDIATE ... COMMIT on this thread's connection; SQLite's errors become StoreError."""
+        if self.read_only:
+            raise StoreError(f"{self.path} is read-only: this command writes to it", "DB_READ_ONLY")
+        with translated(self.path), transaction(self.connection) as connection:
+            yield connection
 
-    def data_version(self) -> int:
-        """Changes whenever another connection commits (SQLite's PRAGMA data_version)."""
-        return self.connection.execute("PRAGMA data_version").fetchone()[0]
+    def log_position(self) -> int:
+        """The newest entry of face_log: changes whenever any connection adds or removes a face."""
+        return self.connection.execute("SELECT coalesce(max(seq), 0) FROM face_log").fetchone()[0]
 
     # ------------------------------------------------------------------------------------ collections
     def create_collection(self, name: str, embedder: dict) -> Collection:
-        name = _clean_name(name, "collection name")
+        name = clean_name(name, "collection name")
         with self.transaction():
             if self.connection.execute("SELECT 1 FROM collections WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"collection {name!r} already exists", "COLLECTION_EXISTS")
@@ -145,9 +191,10 @@ class Store:
             "SELECT id, name, created, embedder_model, embedder_precision, embedder_sha256, "
             "(SELECT count(*) FROM persons p WHERE p.collection_id = c.id), "
             "(SELECT count(*) FROM faces f WHERE f.collection_id = c.id) FROM collections c WHERE name = ?",
-            (name,)).fetchone()
+            (lookup_name(name),)).fetchone()
         if row is None:
-            raise NotFound(f"collection {name!r} does not exist", "COLLECTION_NOT_FOUND")
+            raise NotFound(f"collection {name!r} does not exist (create it with `faced collections create "
+                           f"{name}` or POST /collections)", "COLLECTION_NOT_FOUND")
         return Collection(row[0], row[1], row[2], {"model": row[3], "precision": row[4], "sha256": row[5]},
                           row[6], row[7])
 
@@ -163,7 +210,7 @@ class Store:
             self.connection.execute("DELETE FROM persons WHERE collection_id = ?", (collection.id,))
             self.connection.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
         self.checkpoint()
-        return {"collection_name": name, "persons": collection.persons, "faces": collection.faces,
+        return {"collection_name": collection.name, "persons": collection.persons, "faces": collection.faces,
                 "vectors": collection.faces, "thumbnails": collection.faces}
 
     def check_embedder(self, collection: Collection, embedder: dict) -> None:
@@ -185,11 +232,12 @@ class Store:
     def insert_person(self, collection: Collection, name: str, faces: list[NewFace], metadata: dict | None = None,
                       person_id: str | None = None, created: str | None = None) -> tuple[str, list[int]]:
         """Write a person and its faces inside the caller's transaction (bulk writers: import, bench)."""
-        name = _clean_name(name, "person name")
+        name = clean_name(name, "person name")
+        metadata = check_metadata(metadata)
         person_id = person_id or str(uuid.uuid4())
         self.connection.execute(
             "INSERT INTO persons(id, collection_id, name, metadata, created) VALUES (?, ?, ?, ?, ?)",
-            (person_id, collection.id, name, json.dumps(metadata or {}, ensure_ascii=False), created or now()))
+            (person_id, collection.id, name, _metadata_json(metadata), created or now()))
         return person_id, self._insert_faces(collection, person_id, faces)
 
     def add_faces(self, person_id: str, faces: list[NewFace]) -> list[int]:
@@ -203,9 +251,10 @@ class Store:
         for face in faces:
             vector = np.asarray(face.embedding, dtype=np.float32)
             cursor = self.connection.execute(
-                "INSERT INTO faces(person_id, collection_id, quality, thumbnail, bits, source, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (person_id, collection.id, face.quality, face.thumbnail, search_code(vector), face.source, now()))
+                "INSERT INTO faces(person_id, collection_id, quality, thumbnail, bits, source, created, sha256) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (person_id, collection.id, face.quality, face.thumbnail, search_code(vector), face.source, now(),
+                 face.sha256))
             self.connection.execute("INSERT INTO face_vectors(face_id, embedding, collection_id) VALUES (?, ?, ?)",
                                     (cursor.lastrowid, vector.tobytes(), collection.id))
             ids.append(cursor.lastrowid)
@@ -214,17 +263,41 @@ class Store:
     def person(self, person_id: str) -> Person:
         row = self.connection.execute(
             "SELECT p.id, c.name, p.name, p.metadata, p.created FROM persons p JOIN collections c "
-            "ON c.id = p.collection_id WHERE p.id = ?", (person_id,)).fetchone()
+            "ON c.id = p.collection_id WHERE p.id = ?", (str(person_id),)).fetchone()
         if row is None:
             raise NotFound(f"person {person_id!r} does not exist", "PERSON_NOT_FOUND")
         face_ids = [r[0] for r in self.connection.execute(
-            "SELECT id FROM faces WHERE person_id = ? ORDER BY id", (person_id,))]
+            "SELECT id FROM faces WHERE person_id = ? ORDER BY id", (row[0],))]
         return Person(row[0], row[1], row[2], json.loads(row[3]), row[4], face_ids)
 
-    def persons(self, collection: Collection) -> list[Person]:
+    def persons(self, collection: Collection, offset: int = 0, limit: int | None = None) -> list[Person]:
+        """Persons of a collection ordered by name, then creation (a page of them with offset/limit)."""
         ids = [r[0] for r in self.connection.execute(
-            "SELECT id FROM persons WHERE collection_id = ? ORDER BY name, created", (collection.id,))]
+            "SELECT id FROM persons WHERE collection_id = ? ORDER BY name, created, id LIMIT ? OFFSET ?",
+            (collection.id, -1 if limit is None else int(limit), int(offset)))]
         return [self.person(i) for i in ids]
+
+    def person_named(self, collection: Collection, name: str) -> Person | None:
+        """The first-created person of that name in the collection, if any."""
+        row = self.connection.execute(
+            "SELECT id FROM persons WHERE collection_id = ? AND name = ? ORDER BY created, id LIMIT 1",
+            (collection.id, lookup_name(name))).fetchone()
+        return self.person(row[0]) if row else None
+
+    def photo_hashes(self, person_id: str) -> set[str]:
+        """sha256 of the photos a person's faces came from (where known)."""
+        return {r[0] for r in self.connection.execute(
+            "SELECT sha256 FROM faces WHERE person_id = ? AND sha256 IS NOT NULL", (person_id,))}
+
+    def update_person(self, person_id: str, name: str | None = None, metadata: dict | None = None) -> Person:
+        """Rename a person and/or replace its metadata."""
+        person = self.person(person_id)
+        new_name = person.name if name is None else clean_name(name, "person name")
+        new_metadata = person.metadata if metadata is None else check_metadata(metadata)
+        with self.transaction():
+            self.connection.execute("UPDATE persons SET name = ?, metadata = ? WHERE id = ?",
+                                    (new_name, _metadata_json(new_metadata), person.id))
+        return self.person(person.id)
 
     def person_vectors(self, person_id: str) -> np.ndarray:
         rows = self.connection.execute(
@@ -236,12 +309,22 @@ class Store:
         """Erase a person with its faces, vectors and thumbnails; returns what was erased."""
         person = self.person(person_id)
         with self.transaction():
-            self.connection.execute("DELETE FROM faces WHERE person_id = ?", (person_id,))
-            self.connection.execute("DELETE FROM persons WHERE id = ?", (person_id,))
+            self.connection.execute("DELETE FROM faces WHERE person_id = ?", (person.id,))
+            self.connection.execute("DELETE FROM persons WHERE id = ?", (person.id,))
         self.checkpoint()
         return {"person_id": person.id, "person_name": person.name, "collection_name": person.collection,
                 "faces": len(person.face_ids), "vectors": len(person.face_ids),
                 "thumbnails": len(person.face_ids)}
+
+    def delete_face(self, person_id: str, face_id: int) -> dict:
+        """Erase one face of a person (its vector and thumbnail)."""
+        person = self.person(person_id)
+        if int(face_id) not in person.face_ids:
+            raise NotFound(f"person {person.id} has no face {face_id}", "FACE_ID_NOT_FOUND")
+        with self.transaction():
+            self.connection.execute("DELETE FROM faces WHERE id = ?", (int(face_id),))
+        self.checkpoint()
+        return {"person_id": person.id, "face_id": int(face_id), "faces_left": len(person.face_ids) - 1}
 
     # ----------------------------------------------------------------------------------------- vectors
     def vector_matrix(self, face_ids) -> tuple[np.ndarray, np.ndarray]:
@@ -268,28 +351,40 @@ class Store:
         return {r[0]: (r[1], r[2], json.loads(r[3])) for r in rows}
 
     def thumbnail(self, face_id: int) -> bytes:
-        row = self.connection.execute("SELECT thumbnail FROM faces WHERE id = ?", (face_id,)).fetchone()
+        row = self.connection.execute("SELECT thumbnail FROM faces WHERE id = ?", (int(face_id),)).fetchone()
         if row is None:
-            raise NotFound(f"face {face_id} does not exist", "FACE_NOT_FOUND")
+            raise NotFound(f"face {face_id} does not exist", "FACE_ID_NOT_FOUND")
         return row[0]
 
     # ------------------------------------------------------------------------------------ maintenance
     def checkpoint(self) -> None:
-        """Move the WAL into the main file and truncate it (so that erased bytes leave the -wal file too)."""
-        for _ in range(50):
-            busy = self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            if not busy:
-                return
-            time.sleep(0.1)  # a reader holds an old snapshot: the WAL is truncated once it lets go
+        """Move the WAL into the main file and truncate it (so that erased bytes leave the -wal file too).
+
+        SQLite's busy handler waits up to busy_timeout_s for readers of older snapshots to let go; if one still
+        holds on, the erasure is committed but its old bytes stay in the -wal file until the next checkpoint."""
+        busy = self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            raise StoreError(
+                f"the change is saved, but a long reader kept {self.path}'s -wal file from being cleaned within "
+                f"{self.busy_timeout_s:g} s; the next checkpoint removes the erased bytes", "DB_BUSY")
 
     def integrity(self) -> str:
         return self.connection.execute("PRAGMA integrity_check").fetchone()[0]
+
+    def file_bytes(self) -> int:
+        """Size of the database file and its -wal file."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        return sum(p.stat().st_size for p in (self.path, wal) if p.exists())
 
     def backup(self, target: str | Path) -> None:
         """A consistent copy of the whole file while others keep reading and writing (SQLite backup API)."""
         target = Path(target)
         if target.exists():
             raise Conflict(f"{target} exists; choose a new file", "FILE_EXISTS")
+        if not target.parent.is_dir():
+            raise InvalidInput(f"cannot write {target}: the folder {target.parent} does not exist", "OUTPUT_ERROR")
+        from .sqlite import connect
+
         destination = connect(str(target))
         try:
             self.connection.backup(destination)
@@ -301,9 +396,5 @@ def _id_list(face_ids) -> str:
     return json.dumps([int(face_id) for face_id in face_ids])
 
 
-def _clean_name(name: str, what: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise FacedError(f"the {what} is empty", "INVALID_NAME")
-    if len(name) > 200:
-        raise FacedError(f"the {what} is longer than 200 characters", "INVALID_NAME")
-    return name.strip()
+def _metadata_json(metadata: dict) -> str:
+    return json.dumps(metadata or {}, ensure_ascii=False, allow_nan=False)

@@ -17,17 +17,23 @@ Scores are therefore exact; a true neighbour can only be missed if its code is u
 which for faces above the match threshold is rare (`faced bench search` measures it).
 
 Catching up: every add and remove is written to `face_log` by triggers in the same transaction. Before each
-search, when PRAGMA data_version or the log's newest entry says something was committed, the index applies
-the log entries after the last one it saw (up to the newest entry it read first; each face's last entry
-decides); if the log was trimmed past that point, it reloads.
+search, when the log's newest entry says something was committed, the index applies the log entries after the
+last one it saw (up to the newest entry it read first; each face's last entry decides); if the log was trimmed
+past that point, it reloads.
+
+Threads: one index serves every thread of a process. Catching up happens under the index's lock; the arrays
+are replaced, never changed in place, so a search reads a consistent (ids, codes) pair taken under the lock
+and scans it without holding it.
 """
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 
-from .db import Collection, Store, search_code
+from .codes import search_code
+from .db import Collection, Store
 
 WORDS = 2  # 64-bit words of sign bits (128 dimensions)
 CODE_WORDS = 2 * WORDS  # sign words, then magnitude words
@@ -64,13 +70,13 @@ class CollectionIndex:
     def __init__(self, store: Store, collection: Collection):
         self.store = store
         self.collection = collection
-        self._version = None
-        self.reload()
+        self._lock = threading.Lock()
+        with self._lock:
+            self._reload()
 
-    def reload(self) -> None:
+    def _reload(self) -> None:
         connection = self.store.connection
-        self._version = self.store.data_version()
-        self.last_seq = connection.execute("SELECT coalesce(max(seq), 0) FROM face_log").fetchone()[0]
+        self.last_seq = self.store.log_position()
         capacity = connection.execute("SELECT count(*) FROM faces WHERE collection_id = ?",
                                       (self.collection.id,)).fetchone()[0]
         face_ids = np.empty(capacity, dtype=np.int64)
@@ -91,17 +97,21 @@ class CollectionIndex:
             filled = end
         self.face_ids, self.codes = face_ids[:filled], np.ascontiguousarray(codes[:, :filled])
 
-    def refresh(self) -> None:
-        """Apply what other connections (and this one) committed since the last look, up to the `latest`
-        log entry read at the start."""
-        version = self.store.data_version()
+    def refresh(self) -> tuple[np.ndarray, np.ndarray]:
+        """Apply what any connection committed since the last look, up to the `latest` log entry read at the
+        start; returns the (face ids, codes) pair to search."""
+        with self._lock:
+            self._catch_up()
+            return self.face_ids, self.codes
+
+    def _catch_up(self) -> None:
         connection = self.store.connection
-        latest = connection.execute("SELECT coalesce(max(seq), 0) FROM face_log").fetchone()[0]
-        if version == self._version and latest == self.last_seq:
+        latest = self.store.log_position()
+        if latest == self.last_seq:
             return
         oldest = connection.execute("SELECT min(seq) FROM face_log").fetchone()[0]
         if oldest is not None and oldest > self.last_seq + 1:
-            self.reload()  # the log no longer reaches back to our last entry
+            self._reload()  # the log no longer reaches back to our last entry
             return
         entries = connection.execute(
             "SELECT seq, face_id, op FROM face_log WHERE seq > ? AND seq <= ? AND collection_id = ? ORDER BY seq",
@@ -121,7 +131,6 @@ class CollectionIndex:
             self.face_ids = np.concatenate([self.face_ids, np.array([r[0] for r in rows], np.int64)])
             self.codes = np.concatenate([self.codes, _as_words([r[1] for r in rows])], axis=1)
         self.last_seq = latest
-        self._version = version
 
     def __len__(self) -> int:
         return len(self.face_ids)
@@ -130,8 +139,8 @@ class CollectionIndex:
                 ) -> list[tuple[int, float]]:
         """Up to `count` (face id, cosine) pairs, best first, exact cosines of the prefiltered faces
         (at least `candidates` of them are re-scored exactly)."""
-        self.refresh()
-        total = len(self.face_ids)
+        face_ids, codes = self.refresh()
+        total = len(face_ids)
         if not total or count <= 0:
             return []
         query = np.asarray(embedding, dtype=np.float32).reshape(-1)
@@ -139,59 +148,61 @@ class CollectionIndex:
         if total <= rescore:
             chosen = np.arange(total)
         else:
-            pool = self._shortlist(query) if total > SHORTLIST else np.arange(total)
+            pool = _shortlist(codes, query) if total > SHORTLIST else np.arange(total)
             if len(pool) > rescore:
-                scores = self._code_scores(query, pool)
+                scores = _code_scores(codes, query, pool)
                 chosen = pool[np.argpartition(-scores, rescore - 1)[:rescore]]
             else:
                 chosen = pool
-        ids, matrix = self.store.vector_matrix(np.sort(self.face_ids[chosen]))
+        ids, matrix = self.store.vector_matrix(np.sort(face_ids[chosen]))
         if not len(ids):
             return []
         cosines = matrix @ query
         order = np.argsort(-cosines, kind="stable")[:count]
         return [(int(ids[i]), float(cosines[i])) for i in order]
 
-    # ------------------------------------------------------------------------------------------ passes
-    def _shortlist(self, query: np.ndarray) -> np.ndarray:
-        """Positions of every face at or below the weighted Hamming distance of the SHORTLIST-th nearest
-        (estimated from a sample above 160k faces), ties included.
 
-        A sign that differs where the query is strong (the 64 dimensions of largest |q|) counts 2, elsewhere 1:
-        a two-level version of the asymmetric score that keeps the weak neighbours plain Hamming distance
-        loses. At most 128 + 64, so it fits uint8."""
-        code = np.frombuffer(search_code(query), dtype=np.uint64)  # the query's own signs and strong dimensions
-        words, strong = code[:WORDS], code[WORDS:]
-        total = len(self.face_ids)
-        distances = np.empty(total, dtype=np.uint8)
-        block = min(total, _BLOCK)
-        differ, counts = np.empty(block, np.uint64), np.empty(block, np.uint8)
-        for start in range(0, total, _BLOCK):  # in blocks that stay in cache: ~2.5x faster than whole arrays
-            end = min(total, start + _BLOCK)
-            size, out = end - start, distances[start:end]
-            out[:] = 0
-            for w in range(WORDS):
-                np.bitwise_xor(self.codes[w, start:end], words[w], out=differ[:size])
-                np.bitwise_count(differ[:size], out=counts[:size])
-                out += counts[:size]
-                np.bitwise_and(differ[:size], strong[w], out=differ[:size])
-                np.bitwise_count(differ[:size], out=counts[:size])
-                out += counts[:size]
-        # The cutoff from a regular sample of the distances (a million-face bincount costs ~1 ms).
-        step = max(1, total // _SAMPLE)
-        histogram = np.cumsum(np.bincount(distances[::step], minlength=DIM + DIM // 2 + 1))
-        cutoff = int(np.searchsorted(histogram, -(-SHORTLIST // step)))
-        return np.flatnonzero(distances <= cutoff)
 
-    def _code_scores(self, query: np.ndarray, pool: np.ndarray) -> np.ndarray:
-        """q . x' for the faces at `pool`, x' rebuilt from their codes: sign s = +-1 times magnitude 1, or
-        MAGNITUDE_RATIO where the magnitude bit m is set. With P, M, PM the sums of q over the set bits of
-        s, m and s AND m: q . x' = 2P - sum(q) + (MAGNITUDE_RATIO - 1) (2 PM - M); each sum is one table
-        look-up per byte, all 48 of a face in one gather."""
-        sums = query.reshape(-1, 8) @ _BITS.T  # (16, 256): sum of q over the set bits of byte j valued v
-        extra = MAGNITUDE_RATIO - 1
-        table = np.concatenate([2 * sums, -extra * sums, 2 * extra * sums]).ravel()
-        codes = self.codes[:, pool]
-        words = np.concatenate([codes, np.bitwise_and(codes[:WORDS], codes[WORDS:])])  # (6, len(pool))
-        octets = np.ascontiguousarray(words.T).view(np.uint8)  # (len(pool), 48), np.packbits byte order
-        return table[octets + _OFFSETS].sum(axis=1) - float(query.sum())
+# ---------------------------------------------------------------------------------------------- passes
+def _shortlist(all_codes: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Positions of every face at or below the weighted Hamming distance of the SHORTLIST-th nearest
+    (estimated from a sample above 160k faces), ties included.
+
+    A sign that differs where the query is strong (the 64 dimensions of largest |q|) counts 2, elsewhere 1:
+    a two-level version of the asymmetric score that keeps the weak neighbours plain Hamming distance
+    loses. At most 128 + 64, so it fits uint8."""
+    code = np.frombuffer(search_code(query), dtype=np.uint64)  # the query's own signs and strong dimensions
+    words, strong = code[:WORDS], code[WORDS:]
+    total = all_codes.shape[1]
+    distances = np.empty(total, dtype=np.uint8)
+    block = min(total, _BLOCK)
+    differ, counts = np.empty(block, np.uint64), np.empty(block, np.uint8)
+    for start in range(0, total, _BLOCK):  # in blocks that stay in cache: ~2.5x faster than whole arrays
+        end = min(total, start + _BLOCK)
+        size, out = end - start, distances[start:end]
+        out[:] = 0
+        for w in range(WORDS):
+            np.bitwise_xor(all_codes[w, start:end], words[w], out=differ[:size])
+            np.bitwise_count(differ[:size], out=counts[:size])
+            out += counts[:size]
+            np.bitwise_and(differ[:size], strong[w], out=differ[:size])
+            np.bitwise_count(differ[:size], out=counts[:size])
+            out += counts[:size]
+    # The cutoff from a regular sample of the distances (a million-face bincount costs ~1 ms).
+    step = max(1, total // _SAMPLE)
+    histogram = np.cumsum(np.bincount(distances[::step], minlength=DIM + DIM // 2 + 1))
+    cutoff = int(np.searchsorted(histogram, -(-SHORTLIST // step)))
+    return np.flatnonzero(distances <= cutoff)
+
+def _code_scores(all_codes: np.ndarray, query: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """q . x' for the faces at `pool`, x' rebuilt from their codes: sign s = +-1 times magnitude 1, or
+    MAGNITUDE_RATIO where the magnitude bit m is set. With P, M, PM the sums of q over the set bits of
+    s, m and s AND m: q . x' = 2P - sum(q) + (MAGNITUDE_RATIO - 1) (2 PM - M); each sum is one table
+    look-up per byte, all 48 of a face in one gather."""
+    sums = query.reshape(-1, 8) @ _BITS.T  # (16, 256): sum of q over the set bits of byte j valued v
+    extra = MAGNITUDE_RATIO - 1
+    table = np.concatenate([2 * sums, -extra * sums, 2 * extra * sums]).ravel()
+    codes = all_codes[:, pool]
+    words = np.concatenate([codes, np.bitwise_and(codes[:WORDS], codes[WORDS:])])  # (6, len(pool))
+    octets = np.ascontiguousarray(words.T).view(np.uint8)  # (len(pool), 48), np.packbits byte order
+    return table[octets + _OFFSETS].sum(axis=1) - float(query.sum())

@@ -6,13 +6,16 @@ file whose embedder differs from the importing device's, unless asked to re-embe
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..errors import FacedError
-from .db import Conflict, NewFace, Store
+from ..errors import Conflict, FacedError, InvalidInput, StoreError
+from .codes import search_code
+from .db import NewFace, Store
 
 
 def export_collection(store: Store, name: str, target: str | Path) -> dict:
@@ -20,14 +23,17 @@ def export_collection(store: Store, name: str, target: str | Path) -> dict:
     if target.exists():
         raise Conflict(f"{target} exists; choose a new file", "FILE_EXISTS")
     collection = store.collection(name)
-    with Store(target) as out:
+    if not target.parent.is_dir():
+        raise InvalidInput(f"cannot write {target}: the folder {target.parent} does not exist", "OUTPUT_ERROR")
+    with Store(target, create=True) as out:
         copy = out.create_collection(collection.name, collection.embedder)
         for person in store.persons(collection):
             faces = [_stored_face(store, face_id) for face_id in person.face_ids]
             with out.transaction():
                 out.insert_person(copy, person.name, faces, person.metadata, person.id, person.created)
         out.checkpoint()
-    return {"collection_name": name, "file": str(target), "persons": collection.persons, "faces": collection.faces,
+        out.connection.execute("PRAGMA journal_mode = DELETE")  # one self-contained file, no -wal beside it
+    return {"collection_name": collection.name, "file": str(target), "persons": collection.persons, "faces": collection.faces,
             "embedder": collection.embedder}
 
 
@@ -35,12 +41,14 @@ def import_collection(store: Store, source: str | Path, embedder: dict, name: st
                       reembed=None) -> dict:
     """Add the collection of an export file to `store` (as `name`, default its own name).
 
-    `reembed(thumbnail_bytes) -> embedding` recomputes vectors when the file's embedder is not `embedder`.
+    The export is opened read-only and never changed. Under a new `name` the persons get new ids (a clone
+    beside the original); under its own name they keep theirs. `reembed(thumbnail_bytes) -> embedding`
+    recomputes vectors when the file's embedder is not `embedder`.
     """
     source = Path(source)
     if not source.is_file():
         raise FacedError(f"{source} does not exist", "FILE_NOT_FOUND")
-    with Store(source) as incoming:
+    with tempfile.TemporaryDirectory(prefix="faced-import-") as scratch, _open_export(source, scratch) as incoming:
         collections = incoming.collections()
         if len(collections) != 1:
             raise FacedError(f"{source} is not a faced export (it holds {len(collections)} collections)",
@@ -54,7 +62,7 @@ def import_collection(store: Store, source: str | Path, embedder: dict, name: st
         mine = store.create_collection(name or theirs.name, embedder)
         persons = incoming.persons(theirs)
         try:
-            _import_persons(store, incoming, theirs, mine, persons, embedder, reembed)
+            _import_persons(store, incoming, theirs, mine, persons, embedder, reembed, new_ids=name is not None)
         except BaseException:
             store.delete_collection(mine.name)  # no half-imported collection is left behind
             raise
@@ -62,15 +70,35 @@ def import_collection(store: Store, source: str | Path, embedder: dict, name: st
             "faces": sum(len(p.face_ids) for p in persons), "reembedded": theirs.embedder["sha256"] != embedder["sha256"]}
 
 
-def _import_persons(store, incoming, theirs, mine, persons, embedder, reembed) -> None:
+def _open_export(source: Path, scratch: str) -> Store:
+    """The export, read-only; an export of an older schema is upgraded in a scratch copy, never in place."""
+    try:
+        try:
+            return Store(source, readonly=True)
+        except StoreError as exc:
+            if exc.code != "DB_READ_ONLY":
+                raise
+            copy = Path(scratch) / "export.db"
+            shutil.copyfile(source, copy)
+            return Store(copy)
+    except StoreError as exc:
+        if exc.code in ("NOT_A_FACED_DB", "DB_CORRUPT", "DB_TOO_NEW"):
+            raise FacedError(f"{source} is not a faced export: {exc.message}", "INVALID_EXPORT") from None
+        raise
+
+
+def _import_persons(store, incoming, theirs, mine, persons, embedder, reembed, new_ids: bool) -> None:
     with store.transaction():
         for person in persons:
-            if store.connection.execute("SELECT 1 FROM persons WHERE id = ?", (person.id,)).fetchone():
-                raise Conflict(f"person {person.id} already exists in this database", "PERSON_EXISTS")
+            if not new_ids and store.connection.execute("SELECT 1 FROM persons WHERE id = ?",
+                                                        (person.id,)).fetchone():
+                raise Conflict(f"person {person.id} already exists in this database: import a copy with new ids "
+                               "with --as NEW_NAME", "PERSON_EXISTS")
             faces = [_stored_face(incoming, face_id) for face_id in person.face_ids]
             if theirs.embedder["sha256"] != embedder["sha256"]:
-                faces = [NewFace(reembed(f.thumbnail), f.thumbnail, f.quality, f.source) for f in faces]
-            store.insert_person(mine, person.name, faces, person.metadata, person.id, person.created)
+                faces = [NewFace(reembed(f.thumbnail), f.thumbnail, f.quality, f.source, f.sha256) for f in faces]
+            store.insert_person(mine, person.name, faces, person.metadata, None if new_ids else person.id,
+                                person.created)
 
 
 def reembed_collection(store: Store, name: str, embedder: dict, reembed) -> dict:
@@ -79,8 +107,6 @@ def reembed_collection(store: Store, name: str, embedder: dict, reembed) -> dict
     face_rows = store.connection.execute("SELECT id, thumbnail FROM faces WHERE collection_id = ?",
                                          (collection.id,)).fetchall()
     vectors = [(face_id, np.asarray(reembed(thumbnail), np.float32)) for face_id, thumbnail in face_rows]
-    from .db import search_code
-
     with store.transaction():
         for face_id, vector in vectors:
             store.connection.execute("DELETE FROM face_vectors WHERE face_id = ?", (face_id,))
@@ -107,6 +133,6 @@ def decode_thumbnail(data: bytes) -> np.ndarray:
 
 
 def _stored_face(store: Store, face_id: int) -> NewFace:
-    quality, thumbnail, source = store.connection.execute(
-        "SELECT quality, thumbnail, source FROM faces WHERE id = ?", (face_id,)).fetchone()
-    return NewFace(store.vectors([face_id])[face_id], thumbnail, quality, source)
+    quality, thumbnail, source, sha256 = store.connection.execute(
+        "SELECT quality, thumbnail, source, sha256 FROM faces WHERE id = ?", (face_id,)).fetchone()
+    return NewFace(store.vectors([face_id])[face_id], thumbnail, quality, source, sha256)

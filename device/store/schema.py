@@ -5,6 +5,8 @@ transaction, so a file is always at one version or the next, never between.
 """
 from __future__ import annotations
 
+from .sqlite import transaction
+
 EMBEDDING_DIM = 128
 
 
@@ -12,12 +14,28 @@ def _recode_faces(connection) -> None:
     """Step 3: every face's search code, recomputed from its stored vector."""
     import numpy as np
 
-    from .db import search_code
+    from .codes import search_code
 
     rows = connection.execute("SELECT face_id, embedding FROM face_vectors")
     while batch := rows.fetchmany(10_000):
         connection.executemany("UPDATE faces SET bits = ? WHERE id = ?",
                                [(search_code(np.frombuffer(blob, np.float32)), face_id) for face_id, blob in batch])
+
+
+def _photo_hashes_and_keys(connection) -> None:
+    """Step 4: the sha256 of the photo each face came from (enrolling a folder again adds only the new photos),
+    and the API keys (only their sha256 is stored; a key is shown once, at creation)."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(faces)")}
+    if "sha256" not in columns:
+        connection.execute("ALTER TABLE faces ADD COLUMN sha256 TEXT")
+    connection.execute("CREATE INDEX IF NOT EXISTS faces_by_photo ON faces(person_id, sha256)")
+    connection.execute("""
+        CREATE TABLE IF NOT EXISTS api_keys (
+            name TEXT PRIMARY KEY,
+            hash BLOB NOT NULL UNIQUE,  -- sha256 of the key
+            created TEXT NOT NULL,
+            last_used TEXT
+        )""")
 
 
 # Each step takes the file from version i to i + 1. Append new steps; never edit a released one.
@@ -82,6 +100,7 @@ MIGRATIONS: list = [  # SQL scripts, or functions of the connection
     # 3: faces.bits becomes the 32-byte search code (sign bits, then magnitude bits), recomputed from the
     # stored vectors: the index ranks its shortlist with 2 bits per dimension instead of 1.
     _recode_faces,
+    _photo_hashes_and_keys,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -91,12 +110,10 @@ def migrate(connection) -> int:
     """Bring the file up to SCHEMA_VERSION; returns the version it had."""
     found = connection.execute("PRAGMA user_version").fetchone()[0]
     if found > SCHEMA_VERSION:
-        from ..errors import FacedError
+        from ..errors import StoreError
 
-        raise FacedError(f"the database is at schema version {found}, newer than this faced ({SCHEMA_VERSION})",
+        raise StoreError(f"the database is at schema version {found}, newer than this faced ({SCHEMA_VERSION})",
                          "DB_TOO_NEW")
-    from .db import transaction
-
     for version in range(found, SCHEMA_VERSION):
         step = MIGRATIONS[version]
         with transaction(connection):

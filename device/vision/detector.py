@@ -7,6 +7,8 @@ small human faces: a threshold alone cannot both find crowd faces and reject a d
 """
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 
@@ -28,8 +30,14 @@ class YuNetDetector:
         self.model: TFLiteModel | None = None
         self.checker: FaceCheck | None = None
         self._by_size: dict[tuple[int, int], TFLiteModel] = {}
+        self._lock = threading.Lock()  # guards prepare and the per-size interpreter cache
 
     def prepare(self) -> "YuNetDetector":
+        with self._lock:
+            self._prepare()
+        return self
+
+    def _prepare(self) -> None:
         if self.model is None:
             variant = self.manifest.variant("yunet", self.config.precision)
             self.model = TFLiteModel(variant, self.threads)
@@ -38,7 +46,6 @@ class YuNetDetector:
             self.fixed_hw = self.model.input_shape[1:3]
         if self.config.verify and self.checker is None:
             self.checker = FaceCheck(self.manifest, self.threads).prepare()
-        return self
 
     @property
     def precision(self) -> str:
@@ -46,7 +53,8 @@ class YuNetDetector:
 
     def detect(self, image_rgb: np.ndarray) -> list[Face]:
         """Faces in an RGB image, largest first."""
-        self.prepare()
+        if self.model is None:
+            self.prepare()
         bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
         height, width = bgr.shape[:2]
         long_side = max(height, width)
@@ -112,14 +120,15 @@ class YuNetDetector:
     def _model_for(self, input_hw: tuple[int, int]) -> TFLiteModel:
         """An interpreter allocated for this input size. Resizing one interpreter re-plans its whole graph
         (slower than the inference itself), so a camera's frame size and the fine pass keep their own."""
-        model = self._by_size.pop(input_hw, None)
-        if model is None:
-            model = TFLiteModel(self.model.variant, self.threads)
-            model.resize_input((1, input_hw[0], input_hw[1], 3))
-        self._by_size[input_hw] = model  # most recently used last
-        while len(self._by_size) > self.SIZES_KEPT:
-            self._by_size.pop(next(iter(self._by_size)))
-        return model
+        with self._lock:
+            model = self._by_size.pop(input_hw, None)
+            if model is None:
+                model = TFLiteModel(self.model.variant, self.threads)
+                model.resize_input((1, input_hw[0], input_hw[1], 3))
+            self._by_size[input_hw] = model  # most recently used last
+            while len(self._by_size) > self.SIZES_KEPT:
+                self._by_size.pop(next(iter(self._by_size)))
+            return model
 
     def _passes_check(self, image_rgb: np.ndarray, face: Face) -> bool:
         # Both models must agree: a dog's face can score 0.86 with YuNet but gets ~0.46 from BlazeFace,

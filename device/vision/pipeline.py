@@ -4,12 +4,13 @@ Stages are created lazily, so a caller that only detects never loads the embedde
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..config import Config
-from ..errors import FacedError
+from ..errors import FaceError
 from .align import align_face
 from .calibration import Calibration
 from .detector import make_detector
@@ -32,11 +33,10 @@ class Comparison:
                 "threshold": self.threshold}
 
 
-class NoFaceError(FacedError):
-    code = "FACE_NOT_FOUND"
-
-
 class Pipeline:
+    """Stages are shared by every thread: each model runs one call at a time under its own lock, and the
+    optional stages are created once, under the pipeline's lock."""
+
     def __init__(self, config: Config | None = None, manifest: Manifest | None = None):
         self.config = config or Config()
         self.manifest = manifest or Manifest(self.config.vision.models_dir or None)
@@ -47,21 +47,37 @@ class Pipeline:
         self._attributes = None
         self._liveness = None
         self._calibration: Calibration | None = None
+        self._lock = threading.RLock()
+
+    def prepare(self, liveness: bool = False, attributes: bool = False) -> "Pipeline":
+        """Load the models now (the daemon does, so that the first request does not pay for it)."""
+        with self._lock:
+            self.detector.prepare()
+            self.embedder.prepare()
+            self.mesh.prepare()
+            if liveness:
+                self.liveness.prepare()
+            if attributes:
+                self.attributes.prepare()
+        return self
 
     @property
     def attributes(self):
-        if self._attributes is None:
-            from .attributes import AgeGender
+        with self._lock:
+            if self._attributes is None:
+                from .attributes import AgeGender
 
-            self._attributes = AgeGender(self.manifest, self.config.attributes.age_precision,
-                                         self.config.attributes.gender_precision, self.config.vision.threads)
-        return self._attributes
+                self._attributes = AgeGender(self.manifest, self.config.attributes.age_precision,
+                                             self.config.attributes.gender_precision,
+                                             self.config.vision.threads).prepare()
+            return self._attributes
 
     @property
     def calibration(self) -> Calibration:
-        if self._calibration is None:
-            self._calibration = Calibration.from_manifest(self.manifest.calibration("sface"))
-        return self._calibration
+        with self._lock:
+            if self._calibration is None:
+                self._calibration = Calibration.from_manifest(self.manifest.calibration("sface"))
+            return self._calibration
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return self.detector.detect(image)
@@ -97,12 +113,14 @@ class Pipeline:
 
     @property
     def liveness(self):
-        if self._liveness is None:
-            from .liveness import PassiveLiveness
+        with self._lock:
+            if self._liveness is None:
+                from .liveness import PassiveLiveness
 
-            self._liveness = PassiveLiveness(self.manifest, self.config.liveness.v2_precision,
-                                             self.config.liveness.v1se_precision, self.config.vision.threads)
-        return self._liveness
+                self._liveness = PassiveLiveness(self.manifest, self.config.liveness.v2_precision,
+                                                 self.config.liveness.v1se_precision,
+                                                 self.config.vision.threads).prepare()
+            return self._liveness
 
     def add_liveness(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         """Passive liveness of each face: {"score", "live", "codes"}. A face that a quality gate stops is
@@ -135,7 +153,7 @@ class Pipeline:
         """The largest face of an image, embedded (for 1:1 use); FACE_NOT_FOUND when there is none."""
         faces = self.detect(image)
         if not faces:
-            raise NoFaceError("no face found in the image")
+            raise FaceError("no face found in the image", "FACE_NOT_FOUND")
         return self.embed(image, faces[:1])[0]
 
     def compare_faces(self, a: Face, b: Face) -> Comparison:

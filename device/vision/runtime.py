@@ -1,6 +1,8 @@
 """TFLite interpreter wrapper: ai_edge_litert with XNNPACK, tflite_runtime only when LiteRT is absent."""
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 
 import numpy as np
@@ -20,6 +22,29 @@ except ImportError:  # pragma: no cover - exercised only where LiteRT has no whe
     except ImportError:
         Interpreter = None
         RUNTIME_NAME = "none"
+
+
+# LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on file descriptor 2 when an
+# interpreter is built. Front ends set QUIET (the CLI unless --log-level debug) so that scripts and the journal
+# see faced's own messages only.
+QUIET = False
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    if not QUIET:
+        yield
+        return
+    with _STDERR_LOCK:
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def runtime_version() -> str:
@@ -46,8 +71,9 @@ class TFLiteModel:
         self.variant = variant
         self.threads = threads
         try:
-            self._interpreter = Interpreter(model_path=str(variant.path), num_threads=threads)
-            self._interpreter.allocate_tensors()
+            with _native_stderr_silenced():
+                self._interpreter = Interpreter(model_path=str(variant.path), num_threads=threads)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load {variant.path}: {exc}") from None
         self._lock = threading.Lock()
