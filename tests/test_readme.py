@@ -1,0 +1,88 @@
+"""The README documents what the code does: every config key with its default, every error code, and the
+`--json` shapes it shows (pinned on real images)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from device.config import Config
+from device.errors import CODES
+from tests.conftest import REPO, run_faced
+
+README = (REPO / "README.md").read_text()
+
+
+def _section(title: str) -> str:
+    start = README.index(f"\n## {title}")
+    end = README.find("\n## ", start + 1)
+    return README[start:end if end > 0 else None]
+
+
+def test_config_block_lists_every_key_with_its_default():
+    block = re.search(r"```toml\n(.*?)```", _section("Configuration"), re.S).group(1)
+    documented = tomllib.loads(block)
+    assert documented == dataclasses.asdict(Config())
+
+
+def test_error_table_lists_every_code_with_its_status():
+    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| (\d{3}) \|", README, re.M))
+    assert {code: int(status) for code, status in rows.items()} == {c: v.status for c, v in CODES.items()}
+
+
+def shape(value):
+    """A JSON value's shape: objects keep their keys, lists their first item's shape, scalars their type."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return {bool: "bool", int: "number", float: "number", str: "str", type(None): "null"}[type(value)]
+
+
+BOX, POINT = ["number"], ["number"]
+FACE = {"box": BOX, "score": "number", "landmarks": [POINT], "quality": {"score": "number", "codes": []},
+        "age": "number", "gender": "str"}
+# The shapes README "Stable JSON interfaces" documents, pinned.
+GOLDEN = {
+    "detect": {"image": "str", "faces": [FACE]},
+    "detect --pose --liveness": {"image": "str", "faces": [dict(FACE, liveness={"score": "number", "live": "bool",
+                                                                                "codes": []},
+                                                                pose={"yaw": "number", "pitch": "number",
+                                                                      "roll": "number"}, eyes_open="number")]},
+    "detect error": {"image": "str", "error": {"code": "str", "message": "str"}},
+    "liveness": {"image": "str", "faces": [{"box": BOX, "liveness": {"score": "number", "live": "bool",
+                                                                      "codes": []}}]},
+    "compare": {"score": "number", "cosine": "number", "same": "bool", "threshold": "number"},
+    "search": {"person_search_results": [{"person_id": "str", "person_name": "str", "metadata": {"role": "str"},
+                                          "similarity_score": "number", "face_base_64": "str", "box": BOX}],
+               "unrecognized_face_thumbnails_base_64": ["str"], "unrecognized_faces": [{"box": BOX}]},
+}
+
+
+def test_documented_json_outputs_keep_their_shape(tmp_path, faces_dir):
+    examples = faces_dir / "face_recognition/examples"
+    obama, two = str(examples / "obama.jpg"), str(examples / "two_people.jpg")
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff")
+    db = str(tmp_path / "golden.db")
+    assert run_faced("--db", db, "collections", "create", "home").returncode == 0
+    assert run_faced("--db", db, "persons", "add", "--collection", "home", "--name", "Obama", "--metadata",
+                     '{"role": "president"}', obama).returncode == 0
+    outputs = {
+        "detect": run_faced("detect", "--json", obama),
+        "detect --pose --liveness": run_faced("detect", "--json", "--pose", "--liveness", obama),
+        "detect error": run_faced("detect", "--json", str(tmp_path / "bad.jpg")),
+        "liveness": run_faced("liveness", "--json", obama),
+        "compare": run_faced("compare", "--json", obama, str(examples / "obama2.jpg")),
+        "search": run_faced("--db", db, "search", "--json", str(examples / "knn_examples/test/obama_and_biden.jpg"),
+                            "--collection", "home"),
+    }
+    for name, result in outputs.items():
+        lines = result.stdout.strip().splitlines()
+        assert len(lines) == 1, (name, result.stdout, result.stderr)
+        assert shape(json.loads(lines[0])) == GOLDEN[name], name
+    assert len(json.loads(run_faced("detect", "--json", two).stdout)["faces"]) == 2
