@@ -231,7 +231,7 @@ def cmd_detect(args, engine: Engine) -> int:
 
     def show(index, path, image, faces):
         if args.json:
-            _print_json({"image": path, "faces": [face.to_dict(pose=args.pose) for face in faces]})
+            _print_json({"image": path, "faces": [face_json(face, pose=args.pose) for face in faces]})
         else:
             _print_faces_table(path, faces, args.pose)
         if args.draw:
@@ -243,7 +243,7 @@ def cmd_detect(args, engine: Engine) -> int:
 def cmd_liveness(args, engine: Engine) -> int:
     def show(index, path, image, faces):
         if args.json:
-            rows = [{"box": face.to_dict()["box"], "liveness": face.liveness} for face in faces]
+            rows = [{"box": _rounded(face.box), "liveness": face.liveness} for face in faces]
             _print_json({"image": path, "faces": rows})
             return
         print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}")
@@ -255,6 +255,35 @@ def cmd_liveness(args, engine: Engine) -> int:
                   f"{' '.join(result['codes'])}")
 
     return _each_image(args, engine, engine.liveness, show)
+
+
+# ------------------------------------------------------------------- the CLI's JSON (README "Stable JSON")
+def _rounded(values, decimals: int = 2) -> list[float]:
+    return [round(float(v), decimals) for v in values]
+
+
+def face_json(face, pose: bool = False) -> dict:
+    """`faced detect --json`'s face: box, score, landmarks, then what later stages added (quality, age,
+    gender, liveness; pose and eyes_open with --pose)."""
+    result = {"box": _rounded(face.box), "score": round(float(face.score), 4),
+              "landmarks": [_rounded(point) for point in face.landmarks]}
+    if face.quality is not None:
+        result["quality"] = {"score": face.quality.score, "codes": list(face.quality.codes)}
+    if face.age is not None:
+        result["age"] = int(round(face.age))
+    if face.gender is not None:
+        result["gender"] = face.gender
+    if face.liveness is not None:
+        result["liveness"] = face.liveness
+    if pose and face.mesh is not None:
+        result["pose"] = face.mesh.pose()
+        result["eyes_open"] = round(face.mesh.eye_openness(), 3)
+    return result
+
+
+def comparison_json(comparison) -> dict:
+    return {"score": round(comparison.score, 4), "cosine": round(comparison.cosine, 4), "same": comparison.same,
+            "threshold": comparison.threshold}
 
 
 def _print_faces_table(path: str, faces, pose: bool = False) -> None:
@@ -324,7 +353,7 @@ def cmd_compare(args, engine: Engine) -> int:
             raise type(exc)(f"{path}: {exc.message}", exc.code) from None
     result = engine.compare_faces(*faces)
     if args.json:
-        _print_json(result.to_dict())
+        _print_json(comparison_json(result))
     else:
         verdict = "same person" if result.same else "different people"
         print(f"{verdict}: score {result.score:.3f} (threshold {result.threshold}), cosine {result.cosine:.4f}")
@@ -583,7 +612,7 @@ def search_json(recognitions) -> dict:
     results, unknown = [], []
     for recognition in recognitions:
         thumbnail = base64.b64encode(encode_thumbnail(recognition.face.aligned)).decode("ascii")
-        box = [round(float(v), 2) for v in recognition.face.box]
+        box = _rounded(recognition.face.box)
         if not recognition.known:
             unknown.append((thumbnail, box))
         for match in recognition.matches:

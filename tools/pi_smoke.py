@@ -130,7 +130,9 @@ class Smoke:
         pipeline = self.pipeline
         images = [self.image(path) for path in SAME_PERSON]
         faces = [pipeline.main_face(image) for image in images]
-        comparison = pipeline.compare_faces(*faces).to_dict()
+        compared = pipeline.compare_faces(*faces)
+        comparison = {"score": round(compared.score, 4), "cosine": round(compared.cosine, 4), "same": compared.same,
+                      "threshold": compared.threshold}
         attributes = []
         for image, face in zip(images, faces):
             pipeline.add_attributes(image, [face])

@@ -1,7 +1,7 @@
 """The Face record: one detected face and what each later stage adds to it."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,8 +25,6 @@ class Face:
     age: float | None = None
     gender: str | None = None
     liveness: dict | None = None  # {"score": F or None, "live": bool, "codes": [...]}
-    # Later stages (liveness, ...) may add results here by name.
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def width(self) -> float:
@@ -39,25 +37,3 @@ class Face:
     @property
     def eye_distance(self) -> float:
         return float(np.linalg.norm(self.landmarks[1] - self.landmarks[0]))
-
-    def to_dict(self, decimals: int = 2, pose: bool = False) -> dict:
-        """The stable JSON form of `faced detect --json`: box, score, landmarks, then what later stages
-        added (quality, age, gender; pose and eyes_open when `pose`)."""
-        result = {
-            "box": [round(float(v), decimals) for v in self.box],
-            "score": round(float(self.score), 4),
-            "landmarks": [[round(float(x), decimals), round(float(y), decimals)] for x, y in self.landmarks],
-        }
-        if self.quality is not None:
-            result["quality"] = self.quality.to_dict()
-        if self.age is not None:
-            result["age"] = int(round(self.age))
-        if self.gender is not None:
-            result["gender"] = self.gender
-        if self.liveness is not None:
-            result["liveness"] = self.liveness
-        if pose and self.mesh is not None:
-            result["pose"] = self.mesh.pose()
-            result["eyes_open"] = round(self.mesh.eye_openness(), 3)
-        result.update(self.extra)
-        return result

@@ -28,10 +28,6 @@ class Comparison:
     same: bool
     threshold: float
 
-    def to_dict(self) -> dict:
-        return {"score": round(self.score, 4), "cosine": round(self.cosine, 4), "same": self.same,
-                "threshold": self.threshold}
-
 
 class Pipeline:
     """Stages are shared by every thread: each model runs one call at a time under its own lock, and the

@@ -59,9 +59,6 @@ class Quality:
     codes: list[str]
     factors: dict[str, float]  # what the score is made of, each 0..1
 
-    def to_dict(self) -> dict:
-        return {"score": self.score, "codes": list(self.codes)}
-
 
 def image_codes(faces: list[Face], one_face_required: bool) -> list[str]:
     """Codes about the image as a whole (how many faces)."""
