@@ -75,6 +75,6 @@ def test_eight_threads_search_and_enrol_through_one_engine(tmp_path, faces_dir, 
         assert engine.collection("home").faces == 9 + accepted[0]
         # The shared index holds every face the table holds.
         index = engine.searcher.index(engine.collection("home"))
-        face_ids, _ = index.refresh()
+        face_ids = index.refresh().face_ids
         table = [r[0] for r in engine.store.connection.execute("SELECT id FROM faces ORDER BY id")]
         assert sorted(face_ids.tolist()) == table

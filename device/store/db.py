@@ -104,6 +104,7 @@ class Store:
         self._local = threading.local()
         self._connections: list = []
         self._lock = threading.Lock()
+        self.commits = 0  # transactions committed through this Store (searchers watch it)
         first = self._open()
         try:
             check_faced_schema(first, self.path)
@@ -168,8 +169,12 @@ class Store:
         """BEGIN IMMEDIATE ... COMMIT on this thread's connection; SQLite's errors become StoreError."""
         if self.read_only:
             raise StoreError(f"{self.path} is read-only: this command writes to it", "DB_READ_ONLY")
-        with translated(self.path), transaction(self.connection) as connection:
-            yield connection
+        try:
+            with translated(self.path), transaction(self.connection) as connection:
+                yield connection
+        finally:
+            with self._lock:  # also after a failed COMMIT: a needless re-check costs less than a missed one
+                self.commits += 1
 
     def log_position(self) -> int:
         """The newest entry of face_log: changes whenever any connection adds or removes a face."""

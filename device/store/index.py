@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,6 +49,12 @@ CANDIDATES = 64
 # |x| of a unit vector's dimensions is close to half-normal: the mean of its upper half over the mean of its
 # lower half (1.2711 / 0.3247). The code's large magnitude is this many times its small one.
 MAGNITUDE_RATIO = 3.915
+# Collections up to this many faces also keep their vectors in memory (512 bytes a face, 25 MB at the limit)
+# and are searched by exact brute force: below ~50k faces that is faster than the three passes, which pay a
+# fixed SQLite cost (`faced bench search` measures both next to numpy).
+EXACT_MAX_FACES = 50_000
+# How often, at most, a searcher re-reads the change log for other processes' commits (its own are seen at once).
+RECHECK_S = 0.05
 _LOAD_BATCH = 65_536
 _BLOCK = 65_536  # faces per block of the Hamming pass
 _SAMPLE = 160_000  # distances sampled (at most about) to place the shortlist cutoff
@@ -66,24 +74,59 @@ def _as_words(blob_rows) -> np.ndarray:
     return np.ascontiguousarray(words.T)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What one search scans: face ids, their search codes and, for a small collection, their vectors."""
+
+    face_ids: np.ndarray  # int64 (n,)
+    codes: np.ndarray  # uint64 (CODE_WORDS, n)
+    vectors: np.ndarray | None  # float32 (n, 128), only up to EXACT_MAX_FACES faces
+
+    def keep(self, mask: np.ndarray) -> "Snapshot":
+        return Snapshot(self.face_ids[mask], np.ascontiguousarray(self.codes[:, mask]),
+                        None if self.vectors is None else self.vectors[mask])
+
+    def extend(self, face_ids: np.ndarray, codes: np.ndarray, vectors: np.ndarray | None) -> "Snapshot":
+        total = len(self.face_ids) + len(face_ids)
+        mirror = None
+        if self.vectors is not None and vectors is not None and total <= EXACT_MAX_FACES:
+            mirror = np.concatenate([self.vectors, vectors])
+        return Snapshot(np.concatenate([self.face_ids, face_ids]), np.concatenate([self.codes, codes], axis=1),
+                        mirror)
+
+
 class CollectionIndex:
     def __init__(self, store: Store, collection: Collection):
         self.store = store
         self.collection = collection
         self._lock = threading.Lock()
+        self._checked_at = 0.0
+        self._commits_seen = -1
         with self._lock:
             self._reload()
+
+    @property
+    def face_ids(self) -> np.ndarray:
+        return self.snapshot.face_ids
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self.snapshot.codes
 
     def _reload(self) -> None:
         connection = self.store.connection
         self.last_seq = self.store.log_position()
         capacity = connection.execute("SELECT count(*) FROM faces WHERE collection_id = ?",
                                       (self.collection.id,)).fetchone()[0]
+        exact = capacity <= EXACT_MAX_FACES
         face_ids = np.empty(capacity, dtype=np.int64)
         codes = np.empty((CODE_WORDS, capacity), dtype=np.uint64)
+        vectors = []
         # One statement, read in batches: a million rows as Python objects would take ~250 MB at once.
-        cursor = connection.execute("SELECT id, bits FROM faces WHERE collection_id = ? ORDER BY id",
-                                    (self.collection.id,))
+        cursor = connection.execute(
+            "SELECT f.id, f.bits, v.embedding FROM faces AS f JOIN face_vectors AS v ON v.face_id = f.id "
+            "WHERE f.collection_id = ? ORDER BY f.id" if exact else
+            "SELECT id, bits FROM faces WHERE collection_id = ? ORDER BY id", (self.collection.id,))
         filled = 0
         while rows := cursor.fetchmany(_LOAD_BATCH):
             end = filled + len(rows)
@@ -94,15 +137,28 @@ class CollectionIndex:
                 codes = np.concatenate([codes, grown], axis=1)
             face_ids[filled:end] = [r[0] for r in rows]
             codes[:, filled:end] = _as_words([r[1] for r in rows])
+            if exact:
+                vectors.append(_as_vectors([r[2] for r in rows]))
             filled = end
-        self.face_ids, self.codes = face_ids[:filled], np.ascontiguousarray(codes[:, :filled])
+        mirror = np.concatenate(vectors) if exact and vectors else (
+            np.empty((0, DIM), np.float32) if exact else None)
+        if mirror is not None and len(mirror) > EXACT_MAX_FACES:
+            mirror = None
+        self.snapshot = Snapshot(face_ids[:filled], np.ascontiguousarray(codes[:, :filled]), mirror)
 
-    def refresh(self) -> tuple[np.ndarray, np.ndarray]:
-        """Apply what any connection committed since the last look, up to the `latest` log entry read at the
-        start; returns the (face ids, codes) pair to search."""
+    def refresh(self) -> Snapshot:
+        """The snapshot to search, after applying what was committed since the last look.
+
+        Commits of this process are seen at once (the store counts them); those of other processes (the CLI
+        next to the daemon) within RECHECK_S, when the change log is read again. The check itself costs no
+        SQL, so that a search of a small collection costs what brute force costs."""
+        if self.store.commits == self._commits_seen and time.monotonic() - self._checked_at < RECHECK_S:
+            return self.snapshot
         with self._lock:
+            commits = self.store.commits  # read first: a commit landing meanwhile is applied next time
             self._catch_up()
-            return self.face_ids, self.codes
+            self._commits_seen, self._checked_at = commits, time.monotonic()
+            return self.snapshot
 
     def _catch_up(self) -> None:
         connection = self.store.connection
@@ -117,33 +173,38 @@ class CollectionIndex:
             "SELECT seq, face_id, op FROM face_log WHERE seq > ? AND seq <= ? AND collection_id = ? ORDER BY seq",
             (self.last_seq, latest, self.collection.id)).fetchall()
         # Each face's last entry decides: every face mentioned leaves the index, and those whose last entry is
-        # an add come back with the bits the table holds now (a re-embedded face is logged remove + add; a face
-        # the reload already held is not held twice).
+        # an add come back with the code (and vector) the tables hold now (a re-embedded face is logged
+        # remove + add; a face the reload already held is not held twice).
         last_op = {face_id: op for _, face_id, op in entries}
+        snapshot = self.snapshot
         if last_op:
-            keep = ~np.isin(self.face_ids, np.fromiter(last_op, dtype=np.int64, count=len(last_op)))
-            self.face_ids, self.codes = self.face_ids[keep], np.ascontiguousarray(self.codes[:, keep])
+            snapshot = snapshot.keep(~np.isin(snapshot.face_ids, np.fromiter(last_op, dtype=np.int64,
+                                                                             count=len(last_op))))
         added = [face_id for face_id, op in last_op.items() if op == "add"]
         rows = connection.execute(
-            "SELECT f.id, f.bits FROM json_each(?) AS j CROSS JOIN faces AS f ON f.id = j.value",
-            (json.dumps(added),)).fetchall() if added else []
+            "SELECT f.id, f.bits, v.embedding FROM json_each(?) AS j CROSS JOIN faces AS f ON f.id = j.value "
+            "JOIN face_vectors AS v ON v.face_id = f.id", (json.dumps(added),)).fetchall() if added else []
         if rows:  # a face added and removed again after `latest` is not in the table any more
-            self.face_ids = np.concatenate([self.face_ids, np.array([r[0] for r in rows], np.int64)])
-            self.codes = np.concatenate([self.codes, _as_words([r[1] for r in rows])], axis=1)
+            snapshot = snapshot.extend(np.array([r[0] for r in rows], np.int64), _as_words([r[1] for r in rows]),
+                                       _as_vectors([r[2] for r in rows]))
+        self.snapshot = snapshot
         self.last_seq = latest
 
     def __len__(self) -> int:
-        return len(self.face_ids)
+        return len(self.snapshot.face_ids)
 
     def nearest(self, embedding: np.ndarray, count: int, candidates: int = CANDIDATES
                 ) -> list[tuple[int, float]]:
         """Up to `count` (face id, cosine) pairs, best first, exact cosines of the prefiltered faces
         (at least `candidates` of them are re-scored exactly)."""
-        face_ids, codes = self.refresh()
+        snapshot = self.refresh()
+        face_ids, codes = snapshot.face_ids, snapshot.codes
         total = len(face_ids)
         if not total or count <= 0:
             return []
         query = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        if snapshot.vectors is not None:
+            return _brute_force(face_ids, snapshot.vectors, query, count)
         rescore = max(int(candidates), int(count))
         if total <= rescore:
             chosen = np.arange(total)
@@ -164,6 +225,20 @@ class CollectionIndex:
 
 
 # ---------------------------------------------------------------------------------------------- passes
+def _brute_force(face_ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, count: int
+                 ) -> list[tuple[int, float]]:
+    """Every face scored exactly from the in-memory vectors (small collections)."""
+    cosines = vectors @ query
+    total = len(cosines)
+    best = np.argpartition(cosines, total - count)[total - count:] if total > count else np.arange(total)
+    best = best[np.argsort(-cosines[best], kind="stable")]
+    return [(int(face_ids[i]), float(cosines[i])) for i in best]
+
+
+def _as_vectors(blobs) -> np.ndarray:
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, DIM).copy()
+
+
 def _shortlist(all_codes: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Positions of every face at or below the weighted Hamming distance of the SHORTLIST-th nearest
     (estimated from a sample above 160k faces), ties included.
