@@ -5,7 +5,7 @@ schema (several thousand faces per transaction), then measures in separate proce
 
 - the search worker (`python -m device.bench_search search ...`): it only opens the file and the collection
   and searches, so its peak RSS (VmHWM: see device.bench.peak_rss_mb) is that of a process holding the collection open
-  for search: start-up (open + index load), p50/p95 latency of `CollectionIndex.nearest(query, 10)` over
+  for search: start-up (open + index load), p50/p95 latency of `CollectionIndex.search(query, 10)` over
   all queries (both kinds), after a few untimed warm-up queries;
 - the numpy worker (`python -m device.bench_search numpy ...`, OPENBLAS/OMP/MKL_NUM_THREADS=1, and
   threadpoolctl's limit when it is installed): brute force `X @ q` + top-10 over the same float32 matrix and
@@ -123,7 +123,7 @@ def bench_size(n: int, args, threshold: float) -> dict:
         searches, brutes = [], []
         for run in range(max(1, args.repeats)):  # alternated, so that a busy moment hits both alike
             _say(f"bench search: {n} faces: searching ({len(queries)} queries), run {run + 1}")
-            searches.append(_worker("search", {"db": str(db), "collection": COLLECTION,
+            searches.append(_worker("search", {"db": str(db), "collection": COLLECTION, "floor": threshold,
                                                "queries": str(work / "queries.npy"), "count": TOP}))
             _say(f"bench search: {n} faces: numpy brute force, run {run + 1}")
             brutes.append(_worker("numpy", {"vectors": str(work / "vectors.npy"),
@@ -280,13 +280,15 @@ def _search_worker(work: dict) -> dict:
     count = work["count"]
     warm = _unit(np.random.default_rng(SEED + 1).standard_normal((WARMUP, DIM), dtype=np.float32))
     for query in warm:  # not the timed queries: their pages stay cold
-        index.nearest(query, count)
+        index.search(query, count, floor=work["floor"])
     times, results = [], []
     for query in queries:
         start = time.perf_counter()
-        found = index.nearest(query, count)
+        # Arrays, as numpy's top-k below; only faces at or above the 1:1 threshold, as faced's search asks
+        # (recall is counted on those).
+        ids, cosines = index.search(query, count, floor=work["floor"])
         times.append((time.perf_counter() - start) * 1000)
-        results.append([[face_id, round(cosine, 6)] for face_id, cosine in found])
+        results.append([[face_id, round(cosine, 6)] for face_id, cosine in zip(ids.tolist(), cosines.tolist())])
     store.close()
     return {"import_s": opened - began, "startup_s": ready - opened, "times_ms": times, "results": results,
             "faces": len(index), "peak_rss_mb": peak_rss_mb()}

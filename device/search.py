@@ -77,7 +77,11 @@ class Searcher:
     def persons_for(self, collection: Collection, embedding: np.ndarray, max_results: int,
                     min_score: float) -> list[Match]:
         """The best `max_results` persons for one embedding, at or above `min_score`, best first."""
-        nearest = self.index(collection).nearest(embedding, max(1, max_results) * FACES_PER_RESULT)
+        # Faces under the score asked for can never be returned: the index need not rank them.
+        floor = self.pipeline.calibration.cosine_for(min_score) - 1e-6 if min_score > 0 else None
+        ids, cosines = self.index(collection).search(embedding, max(1, max_results) * FACES_PER_RESULT,
+                                                     floor=floor)
+        nearest = list(zip(ids.tolist(), cosines.tolist()))
         owners = self.store.face_owners([face_id for face_id, _ in nearest])
         best: dict[str, Match] = {}
         for face_id, cosine in nearest:  # already best first: the first face of a person is its best

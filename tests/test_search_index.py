@@ -3,6 +3,7 @@ with another connection's adds and removes."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from device.bench_search import make_data
 from device.store.db import NewFace, Store
@@ -19,12 +20,22 @@ def _fill(store, collection, vectors, prefix="p"):
     return np.array(ids)
 
 
-def test_nearest_matches_brute_force(tmp_path):
+@pytest.mark.parametrize("path", ["brute force", "codes + vectors in memory", "codes + vec0 table"])
+def test_nearest_matches_brute_force(tmp_path, monkeypatch, path):
+    # Each of the index's three ways to search, forced at a small size.
+    from device.store import index as index_module
+
+    if path != "brute force":
+        monkeypatch.setattr(index_module, "BRUTE_FORCE_MAX", 0)
+        monkeypatch.setattr(index_module, "SHORTLIST", 500)
+    if path == "codes + vec0 table":
+        monkeypatch.setattr(index_module, "MIRROR_MAX_FACES", 0)
     vectors, enrolled, strangers = make_data(3000, 20)
     with Store(tmp_path / "faced.db", create=True) as store:
         collection = store.create_collection("c", EMBEDDER)
         ids = _fill(store, collection, vectors)
         index = CollectionIndex(store, collection)
+        assert (index.snapshot.vectors is None) == (path == "codes + vec0 table")
         hits = wanted = 0
         for query in np.concatenate([enrolled, strangers]):
             cosines = vectors @ query

@@ -49,10 +49,12 @@ CANDIDATES = 64
 # |x| of a unit vector's dimensions is close to half-normal: the mean of its upper half over the mean of its
 # lower half (1.2711 / 0.3247). The code's large magnitude is this many times its small one.
 MAGNITUDE_RATIO = 3.915
-# Collections up to this many faces also keep their vectors in memory (512 bytes a face, 25 MB at the limit)
-# and are searched by exact brute force: below ~50k faces that is faster than the three passes, which pay a
-# fixed SQLite cost (`faced bench search` measures both next to numpy).
-EXACT_MAX_FACES = 50_000
+# Collections up to MIRROR_MAX_FACES also keep their vectors in memory (512 bytes a face, 100 MB at the limit):
+# the exact re-score then reads no SQLite, and up to BRUTE_FORCE_MAX faces every face is scored exactly (there
+# the code passes would cost more than the arithmetic they save). `faced bench search` measures both against
+# numpy brute force.
+MIRROR_MAX_FACES = 200_000
+BRUTE_FORCE_MAX = 20_000
 # How often, at most, a searcher re-reads the change log for other processes' commits (its own are seen at once).
 RECHECK_S = 0.05
 _LOAD_BATCH = 65_536
@@ -80,7 +82,7 @@ class Snapshot:
 
     face_ids: np.ndarray  # int64 (n,)
     codes: np.ndarray  # uint64 (CODE_WORDS, n)
-    vectors: np.ndarray | None  # float32 (n, 128), only up to EXACT_MAX_FACES faces
+    vectors: np.ndarray | None  # float32 (n, 128), only up to MIRROR_MAX_FACES faces
 
     def keep(self, mask: np.ndarray) -> "Snapshot":
         return Snapshot(self.face_ids[mask], np.ascontiguousarray(self.codes[:, mask]),
@@ -89,7 +91,7 @@ class Snapshot:
     def extend(self, face_ids: np.ndarray, codes: np.ndarray, vectors: np.ndarray | None) -> "Snapshot":
         total = len(self.face_ids) + len(face_ids)
         mirror = None
-        if self.vectors is not None and vectors is not None and total <= EXACT_MAX_FACES:
+        if self.vectors is not None and vectors is not None and total <= MIRROR_MAX_FACES:
             mirror = np.concatenate([self.vectors, vectors])
         return Snapshot(np.concatenate([self.face_ids, face_ids]), np.concatenate([self.codes, codes], axis=1),
                         mirror)
@@ -118,7 +120,7 @@ class CollectionIndex:
         self.last_seq = self.store.log_position()
         capacity = connection.execute("SELECT count(*) FROM faces WHERE collection_id = ?",
                                       (self.collection.id,)).fetchone()[0]
-        exact = capacity <= EXACT_MAX_FACES
+        exact = capacity <= MIRROR_MAX_FACES
         face_ids = np.empty(capacity, dtype=np.int64)
         codes = np.empty((CODE_WORDS, capacity), dtype=np.uint64)
         vectors = []
@@ -142,7 +144,7 @@ class CollectionIndex:
             filled = end
         mirror = np.concatenate(vectors) if exact and vectors else (
             np.empty((0, DIM), np.float32) if exact else None)
-        if mirror is not None and len(mirror) > EXACT_MAX_FACES:
+        if mirror is not None and len(mirror) > MIRROR_MAX_FACES:
             mirror = None
         self.snapshot = Snapshot(face_ids[:filled], np.ascontiguousarray(codes[:, :filled]), mirror)
 
@@ -193,18 +195,28 @@ class CollectionIndex:
     def __len__(self) -> int:
         return len(self.snapshot.face_ids)
 
-    def nearest(self, embedding: np.ndarray, count: int, candidates: int = CANDIDATES
+    def nearest(self, embedding: np.ndarray, count: int, candidates: int = CANDIDATES, floor: float | None = None
                 ) -> list[tuple[int, float]]:
-        """Up to `count` (face id, cosine) pairs, best first, exact cosines of the prefiltered faces
-        (at least `candidates` of them are re-scored exactly)."""
+        """Up to `count` (face id, cosine) pairs, best first (see `search`)."""
+        ids, cosines = self.search(embedding, count, candidates, floor)
+        return list(zip(ids.tolist(), cosines.tolist()))
+
+    def search(self, embedding: np.ndarray, count: int, candidates: int = CANDIDATES, floor: float | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(face ids, cosines) of up to `count` faces, best first, with exact cosines; with `floor`, only faces
+        whose cosine is at least `floor` (an open-set search never needs the others: they are unknown anyway).
+
+        Up to BRUTE_FORCE_MAX faces every face is scored from the in-memory vectors. Above, the code passes
+        shortlist `candidates` faces (at least), which are re-scored exactly: from the in-memory vectors up to
+        MIRROR_MAX_FACES, else from the vec0 table."""
         snapshot = self.refresh()
-        face_ids, codes = snapshot.face_ids, snapshot.codes
+        face_ids, codes, vectors = snapshot.face_ids, snapshot.codes, snapshot.vectors
         total = len(face_ids)
         if not total or count <= 0:
-            return []
+            return _EMPTY_IDS, _EMPTY_COSINES
         query = np.asarray(embedding, dtype=np.float32).reshape(-1)
-        if snapshot.vectors is not None:
-            return _brute_force(face_ids, snapshot.vectors, query, count)
+        if vectors is not None and total <= BRUTE_FORCE_MAX:
+            return _best(face_ids, vectors @ query, count, floor)
         rescore = max(int(candidates), int(count))
         if total <= rescore:
             chosen = np.arange(total)
@@ -215,24 +227,25 @@ class CollectionIndex:
                 chosen = pool[np.argpartition(-scores, rescore - 1)[:rescore]]
             else:
                 chosen = pool
+        if vectors is not None:
+            return _best(face_ids[chosen], vectors[chosen] @ query, count, floor)
         ids, matrix = self.store.vector_matrix(np.sort(face_ids[chosen]))
-        if not len(ids):
-            return []
-        cosines = matrix @ query
-        order = np.argsort(-cosines, kind="stable")[:count]
-        return [(int(ids[i]), float(cosines[i])) for i in order]
-
+        return _best(ids, matrix @ query, count, floor)
 
 
 # ---------------------------------------------------------------------------------------------- passes
-def _brute_force(face_ids: np.ndarray, vectors: np.ndarray, query: np.ndarray, count: int
-                 ) -> list[tuple[int, float]]:
-    """Every face scored exactly from the in-memory vectors (small collections)."""
-    cosines = vectors @ query
-    total = len(cosines)
-    best = np.argpartition(cosines, total - count)[total - count:] if total > count else np.arange(total)
+def _best(face_ids: np.ndarray, cosines: np.ndarray, count: int, floor: float | None = None
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """The `count` best (face ids, cosines), best first; with `floor`, of those at or above it only (usually a
+    handful: selecting among them is cheaper than partitioning every score)."""
+    best = np.flatnonzero(cosines >= floor) if floor is not None else np.arange(len(cosines))
+    if len(best) > count:
+        best = best[np.argpartition(cosines[best], len(best) - count)[len(best) - count:]]
     best = best[np.argsort(-cosines[best], kind="stable")]
-    return [(int(face_ids[i]), float(cosines[i])) for i in best]
+    return face_ids[best], cosines[best]
+
+
+_EMPTY_IDS, _EMPTY_COSINES = np.empty(0, np.int64), np.empty(0, np.float32)
 
 
 def _as_vectors(blobs) -> np.ndarray:
