@@ -67,11 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     models_commands = models.add_subparsers(dest="models_command", metavar="ACTION")
     models_commands.required = True
     for action, helptext, handler in (
-        ("list", "each variant's precision, fidelity and whether it is the default", cmd_models_list),
+        ("list", "each variant's precision, fidelity and whether it is selected", cmd_models_list),
         ("verify", "check every shipped file's sha256 and load it", cmd_models_verify),
+        ("tune", "time every passing precision here and keep the fastest (tuned.toml next to the database)",
+         cmd_models_tune),
     ):
         sub = models_commands.add_parser(action, help=helptext)
         sub.add_argument("--json", action="store_true", help="print JSON")
+        if action == "tune":
+            sub.add_argument("--rounds", type=int, default=5, metavar="N",
+                             help="alternating timing rounds per model, 1-100 (default 5)")
         sub.set_defaults(handler=handler)
 
     doctor = commands.add_parser("doctor", help="check runtime, SQLite loader and models")
@@ -403,6 +408,19 @@ def cmd_models_list(args, engine: Engine) -> int:
     return EXIT_OK
 
 
+def cmd_models_tune(args, engine: Engine) -> int:
+    from .tune import tune
+
+    if not 1 <= args.rounds <= 100:
+        raise InvalidInput(f"--rounds must be from 1 to 100, got {args.rounds}", "INVALID_ARGUMENT")
+    result = tune(engine.config, args.rounds)
+    lines = [f"{model:<16} {precision:<8} ({', '.join(f'{p} {ms:.2f} ms' for p, ms in result['timings_ms'][model].items())})"
+             for model, precision in result["chosen"].items()]
+    _report(args, result, "\n".join(lines) + f"\nwritten to {result['file']} (collections made with another "
+                                             "embedder precision need `faced reembed`)")
+    return EXIT_OK
+
+
 def cmd_models_verify(args, engine: Engine) -> int:
     from .vision.manifest import verify_file
     from .vision.runtime import TFLiteModel
@@ -451,6 +469,7 @@ def cmd_doctor(args, engine: Engine) -> int:
     check("database", lambda: _doctor_database(engine))
     check("config", lambda: f"db {config.db_path}, API {config.api.host}:{config.api.port}, "
                             f"MQTT {'configured' if config.mqtt.url else 'not configured'}")
+    check("tuning", lambda: _doctor_tuning(config))
     ok = all(item["ok"] for item in checks)
     if args.json:
         _print_json({"ok": ok, "checks": checks})
@@ -490,6 +509,15 @@ def _doctor_database(engine: Engine) -> str:
     mode = ", read-only" if summary["read_only"] else ""
     return (f"{summary['path']}: schema {SCHEMA_VERSION}, {summary['collections']} collections, "
             f"{summary['faces']} faces, integrity ok{mode}")
+
+
+def _doctor_tuning(config: Config) -> str:
+    from .config import TUNED_NAME
+
+    path = config.db_path.parent / TUNED_NAME
+    if not path.is_file():
+        return "not tuned: the manifest's default precisions (`faced models tune` measures this machine)"
+    return f"{path} loaded (under the config file, the environment and flags)"
 
 
 def _doctor_models(config: Config) -> str:

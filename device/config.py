@@ -140,6 +140,9 @@ class Config:
         return Path(os.path.expanduser(self.store.db))
 
 
+# `faced models tune` writes the fastest precisions it measured here, next to the database.
+TUNED_NAME = "tuned.toml"
+
 # Where each model's precision is chosen (section.key), by the manifest's model name.
 PRECISION_KEYS = {
     "yunet": "detector.precision",
@@ -176,17 +179,28 @@ def load_config(
 ) -> Config:
     """Build the configuration. `overrides` maps "section.key" to values from command-line flags."""
     env = os.environ if env is None else env
-    config = Config()
     path = path or env.get("FACED_CONFIG")
-    if path:
-        _apply(config, _read_toml(Path(path)), source=str(path))
-    _apply(config, _from_env(env), source="environment")
+    layers = [(_read_toml(Path(path)), str(path))] if path else []
+    layers.append((_from_env(env), "environment"))
     if overrides:
         nested: dict[str, dict[str, Any]] = {}
         for dotted, value in overrides.items():
             section, key = dotted.split(".", 1)
             nested.setdefault(section, {})[key] = value
-        _apply(config, nested, source="command line")
+        layers.append((nested, "command line"))
+    config = _build(layers)
+    # tuned.toml sits next to the database, which the layers above choose: read it now, then apply it under
+    # them (defaults < tuned.toml < file < environment < flags).
+    tuned = config.db_path.parent / TUNED_NAME
+    if tuned.is_file():
+        config = _build([(_read_toml(tuned), str(tuned))] + layers)
+    return config
+
+
+def _build(layers) -> Config:
+    config = Config()
+    for values, source in layers:
+        _apply(config, values, source)
     return config
 
 
