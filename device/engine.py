@@ -116,6 +116,15 @@ class Engine:
             pipeline.embed(image, faces)
         return faces
 
+    def describe(self, image: np.ndarray, faces: list[Face], attributes: bool = False, liveness: bool = False
+                 ) -> list[Face]:
+        """Add the stages asked for to faces already detected (front ends that check the face count first)."""
+        if attributes:
+            self.pipeline.add_attributes(image, faces)
+        if liveness:
+            self.pipeline.add_liveness(image, faces)
+        return faces
+
     def liveness(self, image: np.ndarray) -> list[Face]:
         return self.pipeline.add_liveness(image, self.pipeline.detect(image))
 

@@ -72,7 +72,6 @@ CODES: dict[str, Code] = {
     "INVALID_JSON": Code(400, "the request body is not a JSON object"),
     "BODY_TOO_LARGE": Code(413, "the request body is over api.max_body_bytes"),
     "URL_INPUT_DISABLED": Code(400, "URL inputs are off (api.url_inputs); send the image as base64"),
-    "UNSUPPORTED_MEDIA_TYPE": Code(415, "the request body is not application/json"),
     "API_KEY_MISSING": Code(401, "no credential in the request"),
     "API_KEY_INVALID": Code(403, "the credential is not a valid key"),
     "TOKEN_INVALID": Code(401, "the authkey is not valid or has expired"),
