@@ -9,8 +9,9 @@ Decisions where the contract is loose:
 - quality: faced's 0-100 quality score (size, pose, sharpness, exposure, visibility) clipped to 1..100.
 - qualityThreshold (21..100): faces below it take no part; an image left without a face answers 422
   FACE_QUALITY_TOO_LOW. Without qualityThreshold no face is left out for quality.
-- faceRectangle: the detector box in whole pixels; points: the box turned about its centre by the eye line's
-  angle, in the order top-left, top-right, bottom-left, bottom-right of the upright face (the example's order).
+- faceRectangle: the detector box in whole pixels; points: the box turned about its centre by the angle of
+  the face mesh's eye line, in the order top-left, top-right, bottom-left, bottom-right of the upright face
+  (the example's order).
 - Errors (the contract shows none): {"errorCode": faced's code, "errorMessage"} with the code's HTTP status;
   an image without a face is 422 FACE_NOT_FOUND (errorMessage names encoded_image1 or encoded_image2).
 """
