@@ -232,6 +232,8 @@ def document(routes: list[RouteInfo], config) -> dict:
                      "operationId": f"{route.method.lower()}_{route.path.strip('/').replace('/', '_')}"
                                     .replace("{", "").replace("}", "").replace("-", "_").replace(".", "_"),
                      "security": SECURITY[route.credential], "responses": {}}
+        if route.path == "/userauthentication":  # checked by the handler: header or JSON body
+            operation["security"] = [{"C1ApiKey": []}]
         parameters = [{"name": name.strip("{}"), "in": "path", "required": True, "schema": STR}
                       for name in route.path.split("/") if name.startswith("{")]
         if route.path == "/persons" and route.method == "GET":
