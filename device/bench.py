@@ -1,6 +1,7 @@
 """`faced bench` (also tools/bench.py): per-stage latency, frames per second and peak memory.
 
-`faced bench search` is device/bench_search.py (face search at 10k/100k/1M faces).
+`faced bench search` is device/bench_search.py (face search at 10k/100k/1M faces); `faced bench api` is
+device/bench_api.py (the HTTP API under concurrent clients).
 
 Each configuration (thread count x model precision, and OpenCV's reference pipeline) runs in a process of its
 own, so that its peak RSS is its own and one configuration's caches do not speed up another. With
@@ -57,6 +58,12 @@ def add_arguments(parser) -> None:
     from .bench_search import add_arguments as add_search_arguments
 
     add_search_arguments(search)
+    api = modes.add_parser("api", help="the HTTP API: requests/s and p50/p95 per endpoint, server peak RSS",
+                           description="Starts `faced run`, drives each endpoint from N concurrent clients with "
+                                       "real photos, and prints requests/s, p50/p95 latency and peak RSS.")
+    from .bench_api import add_arguments as add_api_arguments
+
+    add_api_arguments(api)
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -65,6 +72,10 @@ def run(args, config) -> int:
         from .bench_search import run as run_search
 
         return run_search(args, config)
+    if getattr(args, "bench_mode", None) == "api":
+        from .bench_api import run as run_api
+
+        return run_api(args, config)
     from .errors import FacedError
     from .vision.manifest import Manifest
 

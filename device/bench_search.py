@@ -76,9 +76,9 @@ def run(args, config=None) -> int:
     try:
         sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
     except ValueError:
-        raise FacedError(f"--sizes takes numbers separated by commas, not {args.sizes!r}", "BAD_ARGUMENT")
+        raise FacedError(f"--sizes takes numbers separated by commas, not {args.sizes!r}", "INVALID_ARGUMENT")
     if not sizes or min(sizes) < SAMPLES_PER_IDENTITY or args.queries < 1 or args.batch < 1:
-        raise FacedError("--sizes must be >= 10 faces and --queries, --batch >= 1", "BAD_ARGUMENT")
+        raise FacedError("--sizes must be >= 10 faces and --queries, --batch >= 1", "INVALID_ARGUMENT")
     threshold = threshold_cosine(config)
     out = getattr(args, "json", None)
     rows = []

@@ -127,6 +127,15 @@ def _add_store_commands(commands) -> None:
     command(sub, "show", "one person", cmd_persons_show, person_id)
     command(sub, "delete", "erase a person, its faces, vectors and thumbnails", cmd_persons_delete, person_id)
 
+    keys = commands.add_parser("keys", help="API keys: create (shown once), list, revoke")
+    sub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    command(sub, "create", "create an API key; the key is printed once, alone on the last line", cmd_keys_create,
+            (("--name",), {"required": True, "metavar": "NAME", "help": "the key's name (who or what uses it)"}),
+            creates=True)
+    command(sub, "list", "key names, creation and last use (never the keys)", cmd_keys_list)
+    command(sub, "revoke", "delete a key: requests with it are refused from now on", cmd_keys_revoke,
+            (("name",), {"metavar": "NAME", "help": "the key's name"}))
+
     command(commands, "enroll", "enrol a folder: one person per subfolder, named as the folder", cmd_enroll,
             (("folder",), {"metavar": "DIR", "help": "a folder with one subfolder of photos per person"}),
             collection, force, creates=True)
@@ -662,6 +671,29 @@ def cmd_search(args, engine: Engine) -> int:
              f"{' '.join(f'{v:.0f}' for v in r['box'])}" for r in result["person_search_results"]]
     lines += [f"unknown face at {' '.join(f'{v:.0f}' for v in u['box'])}" for u in result["unrecognized_faces"]]
     _report(args, result, "\n".join(lines) or "no face found")
+    return EXIT_OK
+
+
+def cmd_keys_create(args, engine: Engine) -> int:
+    record, key = engine.create_key(args.name)
+    if args.json:
+        _print_json({**record.to_dict(), "key": key})
+    else:
+        print(f"created API key {record.name!r}; it is shown only now and stored hashed:")
+        print(key)
+    return EXIT_OK
+
+
+def cmd_keys_list(args, engine: Engine) -> int:
+    rows = [k.to_dict() for k in engine.keys()]
+    _report(args, rows, "\n".join(f"{r['name']:<30} created {r['created']}  last used {r['last_used'] or 'never'}"
+                                  for r in rows) or "no API keys")
+    return EXIT_OK
+
+
+def cmd_keys_revoke(args, engine: Engine) -> int:
+    record = engine.revoke_key(args.name)
+    _report(args, {"revoked": record.to_dict()}, f"revoked API key {record.name!r}")
     return EXIT_OK
 
 

@@ -31,6 +31,20 @@ def _choice(*values: str) -> dict:
 class ApiConfig:
     host: str = "127.0.0.1"
     port: int = field(default=8080, metadata=_range(0, 65535))
+    # Lifetime of contract 1's authkey tokens (POST /userauthentication).
+    token_ttl_s: int = field(default=900, metadata=_range(10, 86400))
+    # Request bodies over this are refused (413) from Content-Length before reading: two 8 MiB photos in base64.
+    max_body_bytes: int = field(default=24 * 1024 * 1024, metadata=_range(1024, 1024 * 1024 * 1024))
+    # The inference pool: requests running at once, and requests waiting for a worker; beyond both: 503.
+    workers: int = field(default=2, metadata=_range(1, 64))
+    queue: int = field(default=8, metadata=_range(0, 1024))
+    # A request that has not finished (queue wait included) after this many seconds is answered 503 TIMEOUT.
+    timeout_s: float = field(default=30.0, metadata=_range(0.1, 3600.0))
+    # HTTPS on the same port when both are set (PEM files).
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Contract 3 and 4 URL inputs (a later version fetches them from an allow-list); off: URL inputs are refused.
+    url_inputs: bool = False
 
 
 @dataclass

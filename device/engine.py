@@ -25,7 +25,7 @@ import numpy as np
 
 from .config import Config
 from .enrolment import Candidate, Enroller, Outcome
-from .errors import FaceError, InvalidInput, StoreError
+from .errors import FacedError, FaceError, InvalidInput, StoreError
 from .imaging import ImageLimits, decode_base64, decode_image, read_file
 from .search import Recognition, Searcher
 from .store.db import Collection, Person, Store
@@ -114,6 +114,15 @@ class Engine:
             pipeline.add_liveness(image, faces)
         if embed:
             pipeline.embed(image, faces)
+        return faces
+
+    def describe(self, image: np.ndarray, faces: list[Face], attributes: bool = False, liveness: bool = False
+                 ) -> list[Face]:
+        """Add the stages asked for to faces already detected (front ends that check the face count first)."""
+        if attributes:
+            self.pipeline.add_attributes(image, faces)
+        if liveness:
+            self.pipeline.add_liveness(image, faces)
         return faces
 
     def liveness(self, image: np.ndarray) -> list[Face]:
@@ -207,6 +216,14 @@ class Engine:
         """A photo's bytes as an enrolment candidate (a bad image becomes that photo's outcome)."""
         return self.enroller.photo(data, source)
 
+    def photo_base64(self, text: str, source: str) -> Candidate:
+        """A base64 (or data-URI) photo as an enrolment candidate (bad base64 becomes that photo's outcome)."""
+        try:
+            data = decode_base64(text, self.limits)
+        except FacedError as exc:
+            return self.enroller.candidate(None, source, exc)
+        return self.enroller.photo(data, source)
+
     def photo_file(self, path: str) -> Candidate:
         return self.enroller.read(path)
 
@@ -220,6 +237,36 @@ class Engine:
 
     def enrol_folder(self, folder: str | Path, collection_name: str, force: bool = False, progress=None) -> dict:
         return self.enroller.enrol_folder(folder, collection_name, force, progress)
+
+    # ------------------------------------------------------------------------------------------ API keys
+    def create_key(self, name: str):
+        """(record, key): the key is returned once and stored only as its sha256."""
+        from .store import keys
+
+        return keys.create_key(self.store, name)
+
+    def keys(self):
+        from .store import keys
+
+        return keys.list_keys(self.store)
+
+    def revoke_key(self, name: str):
+        from .store import keys
+
+        return keys.revoke_key(self.store, name)
+
+    def verify_key(self, presented: str) -> str | None:
+        """The name of the key equal to `presented` (constant-time comparison), or None."""
+        from .store import keys
+
+        return keys.verify_key(self.store, presented)
+
+    def has_keys(self) -> bool:
+        from .store import keys
+
+        if not self.config.db_path.exists() and not self.create:
+            return False
+        return keys.count_keys(self.store) > 0
 
     # ------------------------------------------------------------------------------ maintenance, portability
     def reembed(self, collection_name: str) -> dict:

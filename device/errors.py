@@ -38,6 +38,8 @@ CODES: dict[str, Code] = {
     "FACE_NOT_LIVE": Code(422, "passive liveness score under liveness.threshold"),
     "DUPLICATE_OF_OTHER_PERSON": Code(409, "the face is already enrolled as another person"),
     "FACE_DOES_NOT_MATCH_PERSON": Code(422, "the photo does not match the person's other photos"),
+    "NOT_ENROLLED": Code(422, "no photo of the person was accepted (each photo's reason is listed)"),
+    "FACE_QUALITY_TOO_LOW": Code(422, "no face of an image reaches the requested quality threshold"),
     # the store
     "DB_NOT_FOUND": Code(404, "the database file does not exist (only commands that create data create it)"),
     "NOT_A_FACED_DB": Code(400, "the file is not a faced database (another application's, or not SQLite)"),
@@ -69,6 +71,7 @@ CODES: dict[str, Code] = {
     "MISSING_FIELD": Code(400, "a required request field is missing"),
     "INVALID_JSON": Code(400, "the request body is not a JSON object"),
     "BODY_TOO_LARGE": Code(413, "the request body is over api.max_body_bytes"),
+    "URL_INPUT_DISABLED": Code(400, "URL inputs are off (api.url_inputs); send the image as base64"),
     "API_KEY_MISSING": Code(401, "no credential in the request"),
     "API_KEY_INVALID": Code(403, "the credential is not a valid key"),
     "TOKEN_INVALID": Code(401, "the authkey is not valid or has expired"),
@@ -81,7 +84,10 @@ CODES: dict[str, Code] = {
     # the appliance
     "CONFIG_ERROR": Code(400, "a configuration key is unknown or out of range"),
     "ADDRESS_IN_USE": Code(400, "the API port is in use"),
+    "NO_API_KEYS": Code(400, "serving beyond loopback needs an API key: run `faced keys create --name NAME`"),
+    "TLS_ERROR": Code(400, "api.tls_cert / api.tls_key cannot be loaded, or only one of them is set"),
     "MODEL_ERROR": Code(500, "a model file is missing, altered or cannot be loaded"),
+    "NO_DATA": Code(400, "the photos a benchmark needs are not present (pass them, or set FACED_TEST_DATA)"),
     "NO_REFERENCE": Code(400, "the reference models for `faced bench --reference` are not present"),
     "INTERNAL_ERROR": Code(500, "a fault in faced itself (a bug): reported with its cause in the log"),
 }

@@ -45,3 +45,107 @@ def run_faced(*args: str, env: dict | None = None, timeout: float = 300) -> subp
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "device.cli", *args], capture_output=True, text=True,
                           cwd=str(REPO), env=full_env, timeout=timeout)
+
+
+# ------------------------------------------------------------------------------------------- HTTP API
+class ApiServer:
+    """`faced run` in a subprocess on 127.0.0.1 (a free port), with its own database, one API key (`key`,
+    named `key_name`) and its log in `log_path`."""
+
+    def __init__(self, tmp: Path, config: dict | None = None):
+        import json as _json
+        import socket
+
+        self.tmp = tmp
+        self.db = tmp / "faced.db"
+        self.log_path = tmp / "server.log"
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.config_path = tmp / "faced.toml"
+        lines = ["[api]", f"port = {self.port}"]
+        lines += [f"{k} = {_json.dumps(v)}" for k, v in (config or {}).items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
+        self.key_name = "tests"
+        created = run_faced("--db", str(self.db), "keys", "create", "--name", self.key_name)
+        assert created.returncode == 0, created.stderr
+        self.key = created.stdout.strip().splitlines()[-1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FACED_")}
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "device.cli", "--config", str(self.config_path), "--db", str(self.db),
+             "--log-level", "DEBUG", "run"], cwd=str(REPO), env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait(self, seconds: float = 120) -> None:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"faced run exited: {self.log_path.read_text(errors='replace')[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("faced run did not answer /health")
+
+    def request(self, method: str, path: str, body=None, headers: dict | None = None, raw: bytes | None = None,
+                timeout: float = 120):
+        """(status, parsed JSON or text, headers (case-insensitive))."""
+        import http.client
+        import json as _json
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        data = raw if raw is not None else (None if body is None else _json.dumps(body).encode())
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        try:
+            connection.request(method, path, body=data, headers=all_headers)
+            response = connection.getresponse()
+            text = response.read()
+            try:
+                value = _json.loads(text)
+            except ValueError:
+                value = text.decode("utf-8", "replace")
+            return response.status, value, response.headers  # case-insensitive
+        finally:
+            connection.close()
+
+    def post(self, path: str, body=None, headers: dict | None = None, **kwargs):
+        return self.request("POST", path, body, headers, **kwargs)
+
+    def get(self, path: str, headers: dict | None = None):
+        return self.request("GET", path, None, headers)
+
+    def faced(self, *args: str):
+        """The CLI on the server's database."""
+        return run_faced("--db", str(self.db), *args)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def api(request, tmp_path_factory, data):
+    """One server per test module; a module may set API_CONFIG = {...} ([api] keys) for its own server."""
+    server = ApiServer(tmp_path_factory.mktemp("api"), getattr(request.module, "API_CONFIG", None))
+    yield server
+    server.stop()
+
+
+def b64file(path) -> str:
+    import base64
+
+    return base64.b64encode(Path(path).read_bytes()).decode("ascii")

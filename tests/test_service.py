@@ -48,4 +48,4 @@ def test_run_serves_health(tmp_path):
 def test_refuses_lan_bind_without_keys():
     result = run_faced("run", "--host", "0.0.0.0", "--port", str(_free_port()))
     assert result.returncode == 1
-    assert "refusing" in result.stderr and "Traceback" not in result.stderr
+    assert "refusing" in result.stderr and "NO_API_KEYS" in result.stderr and "Traceback" not in result.stderr

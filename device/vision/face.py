@@ -24,6 +24,7 @@ class Face:
     quality: Any = None  # vision.quality.Quality
     age: float | None = None
     gender: str | None = None
+    gender_confidence: float | None = None  # probability of `gender`, 0.5-1
     liveness: dict | None = None  # {"score": F or None, "live": bool, "codes": [...]}
 
     @property

@@ -139,6 +139,7 @@ class Pipeline:
         for face in faces:
             result = self.attributes.predict(image, face.landmarks)
             face.age, face.gender = result["age"], result["gender"]
+            face.gender_confidence = result["gender_confidence"]
         return faces
 
     def analyze(self, image: np.ndarray, embed: bool = True) -> list[Face]:
