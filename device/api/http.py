@@ -5,7 +5,9 @@ its answer looks (`Router.route`).
 Order of work for a request: credential (cheap, before anything is read) -> a place in the inference pool
 (pooled endpoints; 503 + Retry-After when full) -> the body, refused with 413 from its Content-Length before a
 byte is read (and while reading when there is none) -> the handler, on a pool worker, within api.timeout_s.
-A request answered before its body was read has its connection closed instead of drained.
+A request answered before its body was read (a refused credential, a full pool) has its body read and dropped
+when it is of a known size within the limit, so that the client reads the answer instead of a reset
+connection; a larger or chunked one has its connection closed.
 """
 from __future__ import annotations
 
@@ -119,6 +121,17 @@ def read_body(environ: dict, limit: int) -> bytes:
     return b"".join(parts)
 
 
+def _drain(environ: dict) -> None:
+    """Read and drop a body of known size within the limit that a refusal left unread."""
+    stream, left = environ["wsgi.input"], int((environ.get("CONTENT_LENGTH") or "0").strip() or "0")
+    while left > 0:
+        chunk = stream.read(min(READ_CHUNK, left))
+        if not chunk:
+            break
+        left -= len(chunk)
+    environ["faced.body_read"] = True
+
+
 def parse_json(data: bytes) -> dict:
     if not data.strip():
         raise InvalidInput("the request needs a JSON object body", "INVALID_JSON")
@@ -200,10 +213,13 @@ class Router:
         response.content_type = reply.content_type
         for name, value in reply.headers.items():
             response.set_header(name, value)
-        if not environ.get("faced.body_read") and not self._drainable(environ):
-            close = environ.get("faced.close_connection")  # device/service.py's gateway; absent elsewhere
-            if close:
-                close()
+        if not environ.get("faced.body_read"):
+            if self._drainable(environ):
+                _drain(environ)  # closing with unread bytes would reset the connection before the answer is read
+            else:
+                close = environ.get("faced.close_connection")  # device/service.py's gateway; absent elsewhere
+                if close:
+                    close()
         elapsed = time.monotonic() - started
         state.metrics.observe(info.path, info.method, reply.status, elapsed, call.faces, busy_reason)
         log.info("%s %s %d %.0f ms", info.method, info.path, reply.status, elapsed * 1000)
