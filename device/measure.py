@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -29,3 +30,16 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def data_file(relative: str) -> Path:
+    """A file of the shared face data: $FACED_TEST_DATA, else ../shared/data beside the source tree or the
+    current directory."""
+    env = os.environ.get("FACED_TEST_DATA")
+    roots = [Path(env)] if env else []
+    roots.append(Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    roots.append(Path.cwd().parent / "shared" / "data")
+    for root in roots:
+        if (root / relative).exists():
+            return root / relative
+    return roots[0] / relative
