@@ -82,6 +82,8 @@ CODES: dict[str, Code] = {
     "CONFIG_ERROR": Code(400, "a configuration key is unknown or out of range"),
     "ADDRESS_IN_USE": Code(400, "the API port is in use"),
     "MODEL_ERROR": Code(500, "a model file is missing, altered or cannot be loaded"),
+    "CAMERA_NOT_FOUND": Code(404, "no camera of that name"),
+    "NO_FRAME": Code(503, "the camera has not delivered a frame yet"),
     "NO_REFERENCE": Code(400, "the reference models for `faced bench --reference` are not present"),
     "INTERNAL_ERROR": Code(500, "a fault in faced itself (a bug): reported with its cause in the log"),
 }
