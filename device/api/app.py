@@ -9,13 +9,23 @@ import bottle
 from .. import __version__
 
 
-def make_app(engine=None, started: float | None = None) -> bottle.Bottle:
+def make_app(engine=None, started: float | None = None, service=None) -> bottle.Bottle:
+    """`service`: the running daemon (device/service.py); it adds its routes (device/api/daemon.py) and its
+    cameras, broker and outbox to /health."""
     app = bottle.Bottle()
     started = started or time.time()
 
     @app.get("/health")
     def health():
-        return {"status": "ok", "version": __version__, "uptime_s": round(time.time() - started, 1)}
+        body = {"status": "ok", "version": __version__, "uptime_s": round(time.time() - started, 1)}
+        if service is not None:
+            body.update(service.health())
+        return body
+
+    if service is not None:
+        from .daemon import register
+
+        register(app, service)
 
     @app.error(404)
     def not_found(error):
