@@ -41,10 +41,10 @@ def _photo_hashes_and_keys(connection) -> None:
 # Step 5: camera events. `events` is the history (GET /events; pruned after events.history_days); `event_outbox`
 # holds what the broker has not acknowledged yet, in order (events and retained person states); `event_counters`
 # keeps the device's event seq and what the bounded outbox dropped, so both survive restarts and pruning;
-# `person_state` is the presence last published per person. Erasing a person erases their events, queued
+# `person_state` is the presence last published per person. Idempotent, like step 4. Erasing a person erases their events, queued
 # messages and state, and queues the removal of their retained state topic (an empty retained message).
 EVENTS_SCHEMA = """
-    CREATE TABLE events (
+    CREATE TABLE IF NOT EXISTS events (
         seq INTEGER PRIMARY KEY,          -- increasing per device, never reused
         event_id TEXT NOT NULL UNIQUE,    -- uuid4
         ts TEXT NOT NULL,                 -- ISO 8601 UTC, milliseconds
@@ -53,9 +53,9 @@ EVENTS_SCHEMA = """
         person_id TEXT,
         payload TEXT NOT NULL             -- the published JSON without its thumbnail
     );
-    CREATE INDEX events_by_ts ON events(ts);
-    CREATE INDEX events_by_person ON events(person_id);
-    CREATE TABLE event_outbox (
+    CREATE INDEX IF NOT EXISTS events_by_ts ON events(ts);
+    CREATE INDEX IF NOT EXISTS events_by_person ON events(person_id);
+    CREATE TABLE IF NOT EXISTS event_outbox (
         id INTEGER PRIMARY KEY AUTOINCREMENT,  -- publishing order
         seq INTEGER,                      -- the event's seq (NULL: a person state)
         topic TEXT NOT NULL,              -- below <prefix>/<device_id>/
@@ -64,16 +64,16 @@ EVENTS_SCHEMA = """
         person_id TEXT,
         created TEXT NOT NULL
     );
-    CREATE INDEX event_outbox_by_person ON event_outbox(person_id);
-    CREATE TABLE event_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    INSERT INTO event_counters(name, value) VALUES ('seq', 0), ('outbox_dropped', 0);
-    CREATE TABLE person_state (
+    CREATE INDEX IF NOT EXISTS event_outbox_by_person ON event_outbox(person_id);
+    CREATE TABLE IF NOT EXISTS event_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT OR IGNORE INTO event_counters(name, value) VALUES ('seq', 0), ('outbox_dropped', 0);
+    CREATE TABLE IF NOT EXISTS person_state (
         person_id TEXT PRIMARY KEY,
         state TEXT NOT NULL CHECK (state IN ('present', 'absent')),
         camera TEXT,
         changed TEXT NOT NULL
     );
-    CREATE TRIGGER person_events_erased AFTER DELETE ON persons BEGIN
+    CREATE TRIGGER IF NOT EXISTS person_events_erased AFTER DELETE ON persons BEGIN
         DELETE FROM events WHERE person_id = old.id;
         DELETE FROM event_outbox WHERE person_id = old.id;
         INSERT INTO event_outbox(seq, topic, payload, retain, person_id, created)
