@@ -1,7 +1,8 @@
 """`faced bench` (also tools/bench.py): per-stage latency, frames per second and peak memory.
 
-`faced bench search` is device/bench_search.py (face search at 10k/100k/1M faces); `faced bench api` is
-device/bench_api.py (the HTTP API under concurrent clients).
+`faced bench search` is device/bench_search.py (face search at 1k to 1M faces), `faced bench api` is
+device/bench_api.py (the HTTP API under concurrent clients), `faced bench camera CLIP` is
+device/bench_camera.py (the daemon on a clip played as a camera).
 
 Each configuration (thread count x model precision, and OpenCV's reference pipeline) runs in a process of its
 own, so that its peak RSS is its own and one configuration's caches do not speed up another. With
@@ -63,6 +64,13 @@ def add_arguments(parser) -> None:
     from .bench_api import add_arguments as add_api_arguments
 
     add_api_arguments(api)
+    camera = modes.add_parser("camera", help="play a clip as a camera through the daemon: frames/s, stages, "
+                                             "dropped frames, peak RSS",
+                              description="The daemon (API + one camera with recognition and liveness) on a "
+                                          "clip played at its own frame rate.")
+    from .bench_camera import add_arguments as add_camera_arguments
+
+    add_camera_arguments(camera)
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -75,6 +83,10 @@ def run(args, config) -> int:
         from .bench_api import run as run_api
 
         return run_api(args, config)
+    if getattr(args, "bench_mode", None) == "camera":
+        from .bench_camera import run as run_camera
+
+        return run_camera(args, config)
     from .errors import FacedError
     from .vision.manifest import Manifest
 

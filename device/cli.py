@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import Config, configured_precisions, load_config
+from .config import Config, add_camera_flag, configured_precisions, load_config
 from .engine import Engine, check_search_options
 from .errors import FacedError, InvalidInput, StoreError
 from .imaging import encode_thumbnail
@@ -40,7 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the daemon (HTTP API on 127.0.0.1:8080 by default)")
     run.add_argument("--host", help="API address (default 127.0.0.1; $FACED_API_HOST)")
     run.add_argument("--port", type=int, help="API port, 0-65535 (default 8080; $FACED_API_PORT)")
+    run.add_argument("--camera", action="append", default=[], metavar="NAME=SOURCE",
+                     help="add a camera with the defaults (SOURCE: picamera2, /dev/video0, rtsp://..., a video "
+                          "file); repeatable")
     run.set_defaults(handler=cmd_run, creates=True)
+
+    events = commands.add_parser("events", help="print the daemon's events from the MQTT broker as they arrive")
+    events.add_argument("--json", action="store_true", help="one event JSON object per line")
+    events.add_argument("--device", metavar="ID", help="device id to follow (default events.device_id or the "
+                                                         "host name; '+' for every device)")
+    events.add_argument("--count", type=int, metavar="N", help="exit after N events")
+    events.set_defaults(handler=cmd_events)
 
     detect = commands.add_parser("detect", help="find faces: boxes, landmarks, scores")
     detect.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, WebP, ...)")
@@ -172,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":  # flags last: they pass the same range checks as the file and environment
             overrides.update({k: v for k, v in (("api.host", args.host), ("api.port", args.port)) if v is not None})
         config = load_config(args.config, overrides=overrides)
+        for flag in getattr(args, "camera", None) or []:
+            add_camera_flag(config, flag)
         with Engine(config, create=getattr(args, "creates", False)) as engine:
             return args.handler(args, engine) or EXIT_OK
     except FacedError as exc:
@@ -210,8 +222,24 @@ def _report(args, value: dict | list, text: str) -> None:
 def cmd_run(args, engine: Engine) -> int:
     from .service import Service
 
+    logging.getLogger("faced.events").setLevel(logging.INFO)  # one line per event, quiet otherwise
     Service(engine).run()
     return EXIT_OK
+
+
+def cmd_events(args, engine: Engine) -> int:
+    from .events.follow import follow
+
+    def show(event: dict) -> None:
+        if args.json:
+            _print_json(event)
+            return
+        who = event.get("person_name") or "-"
+        score = "" if event.get("score") is None else f"  score {event['score']:.2f}"
+        print(f"{event.get('ts')}  {event.get('camera')}  {event.get('type'):<10} {who}  track "
+              f"{event.get('track_id')}  seq {event.get('seq')}{score}", flush=True)
+
+    return follow(engine.config, show, device=args.device, count=args.count)
 
 
 # -------------------------------------------------------------------------------------------- detect

@@ -57,6 +57,56 @@ class StoreConfig:
 @dataclass
 class MqttConfig:
     url: str = ""  # mqtt://user:pass@host:1883; empty = no broker, events stay in the outbox
+    # Topics live under <prefix>/<device_id> (DESIGN: faced/<device_id>).
+    prefix: str = "faced"
+    keepalive_s: int = field(default=30, metadata=_range(5, 3600))
+    # Reconnection back-off after the broker goes away: 1 s doubling up to this.
+    reconnect_max_s: int = field(default=10, metadata=_range(1, 600))
+    # mqtts:// only: a CA file to verify the broker with (empty: the system's CAs).
+    ca_file: str = ""
+
+
+@dataclass
+class EventsConfig:
+    """Camera events: the durable outbox, the history and person presence (device/events/)."""
+
+    device_id: str = ""  # empty: the host name (letters, digits, '-' and '_')
+    # Events waiting for the broker's acknowledgement; when full the oldest waiting event is dropped (counted).
+    outbox_max: int = field(default=10000, metadata=_range(10, 10_000_000))
+    history_days: float = field(default=30.0, metadata=_range(0.0, 3650.0))
+    # A recognised person turns `absent` this long after the last of their tracks left.
+    absence_timeout_s: float = field(default=30.0, metadata=_range(0.0, 86400.0))
+    thumbnail: bool = True  # a small JPEG of the face in each recognized/unknown/spoof event
+
+
+@dataclass
+class TrackingConfig:
+    """Per-track decisions of the camera loop (device/camera/tracker.py)."""
+
+    iou: float = field(default=0.3, metadata=_range(0.01, 1.0))  # box overlap that continues a track
+    lost_s: float = field(default=1.0, metadata=_range(0.05, 60.0))  # unseen this long: the track has left
+    min_frames: int = field(default=3, metadata=_range(1, 1000))  # shorter tracks give no event
+    votes: int = field(default=3, metadata=_range(1, 100))  # good frames that must agree to name a person
+    agree: float = field(default=0.6, metadata=_range(0.5, 1.0))  # their share of the track's quality weight
+    max_evidence: int = field(default=8, metadata=_range(1, 1000))  # good frames after which it is `unknown`
+    # A decided track's face is embedded again this often; under same_score it is someone else (a new track).
+    verify_s: float = field(default=1.0, metadata=_range(0.0, 3600.0))  # 0: never
+    same_score: float = field(default=0.5, metadata=_range(0.0, 1.0))
+
+
+# Values of a [cameras.NAME] table (validated by camera_config).
+CAMERA_KEYS = ("source", "collection", "liveness", "min_quality", "match_score", "roi", "loop")
+
+
+@dataclass
+class CameraConfig:
+    source: str  # picamera2, /dev/videoN (or a number), rtsp://..., http(s)://..., or a video file
+    collection: str = ""  # empty: the database's only collection
+    liveness: str = "passive"  # or "off"
+    min_quality: int = 40  # 0-100: frames under it are not evidence
+    match_score: float | None = None  # None: recognition.min_similarity_score
+    roi: tuple[float, float, float, float] | None = None  # [x, y, w, h] fractions of the frame; faces centred in it
+    loop: bool = False  # a video file starts again at its end
 
 
 @dataclass
@@ -148,6 +198,9 @@ class Config:
     attributes: AttributesConfig = field(default_factory=AttributesConfig)
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    cameras: dict = field(default_factory=dict)  # name -> CameraConfig ([cameras.NAME] tables)
 
     @property
     def db_path(self) -> Path:
@@ -237,7 +290,7 @@ def _from_env(env: Mapping[str, str]) -> dict:
         elif name.startswith("FACED_") and name != "FACED_CONFIG" and name != "FACED_TEST_DATA":
             rest = name[len("FACED_"):].lower()
             section, _, key = rest.partition("_")
-            if section not in sections or not key:
+            if section not in sections or not key or section == "cameras":
                 continue  # not a config variable (e.g. FACED_SOMETHING_ELSE used by tools)
         else:
             continue
@@ -252,6 +305,10 @@ def _apply(config: Config, values: Mapping[str, Any], source: str) -> None:
             raise ConfigError(f"{source}: unknown section [{section_name}]; known: {', '.join(sections)}")
         if not isinstance(section_values, Mapping):
             raise ConfigError(f"{source}: [{section_name}] must be a table")
+        if section_name == "cameras":
+            for name, table in section_values.items():
+                config.cameras[name] = camera_config(name, table, source)
+            continue
         section = getattr(config, section_name)
         known = {f.name: f for f in fields(section)}
         for key, raw in section_values.items():
@@ -299,3 +356,59 @@ def _to_bool(raw: Any) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise ValueError(raw)
+
+
+def camera_config(name: str, table: Any, source: str = "configuration") -> CameraConfig:
+    """One [cameras.NAME] table (or `--camera NAME=SOURCE`), checked key by key."""
+    where = f"{source}: cameras.{name}"
+    if not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise ConfigError(f"{where}: a camera name is letters, digits, '-' and '_'")
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where} must be a table")
+    unknown = [key for key in table if key not in CAMERA_KEYS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]}; known: {', '.join(CAMERA_KEYS)}")
+    if not isinstance(table.get("source"), str) or not table["source"].strip():
+        raise ConfigError(f"{where}.source is required: picamera2, /dev/video0, rtsp://..., or a video file")
+    camera = CameraConfig(source=table["source"].strip())
+    if "collection" in table:
+        if not isinstance(table["collection"], str):
+            raise ConfigError(f"{where}.collection must be a string")
+        camera.collection = table["collection"]
+    if "liveness" in table:
+        if table["liveness"] not in ("passive", "off"):
+            raise ConfigError(f"{where}.liveness = {table['liveness']!r}; choose one of passive, off")
+        camera.liveness = table["liveness"]
+    if "min_quality" in table:
+        value = table["min_quality"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+            raise ConfigError(f"{where}.min_quality must be a whole number from 0 to 100, got {value!r}")
+        camera.min_quality = value
+    if "match_score" in table:
+        value = table["match_score"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{where}.match_score must be a number from 0 to 1, got {value!r}")
+        camera.match_score = float(value)
+    if "roi" in table:
+        value = table["roi"]
+        if (not isinstance(value, (list, tuple)) or len(value) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                or not all(0.0 <= v <= 1.0 for v in value) or value[2] <= 0 or value[3] <= 0
+                or value[0] + value[2] > 1.0 + 1e-9 or value[1] + value[3] > 1.0 + 1e-9):
+            raise ConfigError(f"{where}.roi must be [x, y, w, h], fractions of the frame inside it, got {value!r}")
+        camera.roi = tuple(float(v) for v in value)
+    if "loop" in table:
+        if not isinstance(table["loop"], bool):
+            raise ConfigError(f"{where}.loop must be true or false")
+        camera.loop = table["loop"]
+    return camera
+
+
+def add_camera_flag(config: Config, flag: str) -> CameraConfig:
+    """`--camera NAME=SOURCE`: a camera with the defaults (replaces a configured camera of that name)."""
+    name, sep, source = flag.partition("=")
+    if not sep:
+        raise ConfigError(f"--camera {flag!r}: use NAME=SOURCE, e.g. door=/dev/video0")
+    camera = camera_config(name.strip(), {"source": source}, "command line")
+    config.cameras[name.strip()] = camera
+    return camera

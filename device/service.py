@@ -1,28 +1,44 @@
-"""The daemon: serves the HTTP API on a threaded WSGI server (cheroot) until SIGINT/SIGTERM.
+"""The daemon: the HTTP API on a threaded WSGI server (cheroot), the cameras, the MQTT publisher with its
+outbox, presence, history pruning and systemd notification, until SIGINT/SIGTERM.
 
-Binding beyond loopback is refused while no API key exists (every endpoint but /health needs one). With
-api.tls_cert and api.tls_key the same port speaks HTTPS (cheroot's builtin SSL adapter).
+Start-up checks everything before serving: the cameras' sources and collections (a camera without
+`collection` needs the database's only collection), the broker URL and the device id; a problem stops it
+with one clear message. Binding beyond loopback is refused while no API key exists (every endpoint but /health
+needs one). With api.tls_cert and api.tls_key the same port speaks HTTPS (cheroot's builtin SSL adapter).
+Shutdown (SIGTERM) stops the cameras, the API and the publisher within about 3 s; whatever the broker has not
+acknowledged stays in the outbox for the next start.
 """
 from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import logging
+import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 from cheroot import wsgi
 
+from . import sdnotify
 from .api.app import make_app
+from .camera.loop import Camera
+from .camera.priority import Priority
 from .engine import Engine
 from .errors import ConfigError, FacedError
+from .events.bus import EventBus
+from .events.mqtt import Publisher, check_prefix, device_id, parse_url
+from .events.outbox import Outbox
+from .events.presence import Presence
+from .events.sink import EventSink
 
 log = logging.getLogger("faced.service")
-# Server threads beyond the pool's places: /health, /metrics, management reads and quick refusals (401, 503)
-# keep answering while every inference place is taken.
+# Server threads beyond the pool's places: /health, /metrics, management reads, event streams and quick
+# refusals (401, 503) keep answering while every inference place is taken.
 SPARE_THREADS = 16
+PRUNE_EVERY_S = 3600.0
+STATUS_EVERY_S = 10.0
 
 
 def is_loopback(host: str) -> bool:
@@ -54,16 +70,44 @@ class Service:
             raise ConfigError(
                 f"refusing to serve on {config.api.host}: binding beyond loopback needs an API key; create one "
                 "with `faced keys create --name NAME` (or serve on 127.0.0.1)", "NO_API_KEYS")
-        self.app = make_app(engine)
+        self.priority = Priority()  # the API's pool asks priority.api_should_wait() (device/camera/priority.py)
+        self.bus = EventBus()
+        self.cameras: dict[str, Camera] = {}
+        self.outbox: Outbox | None = None
+        self.publisher: Publisher | None = None
+        self.presence: Presence | None = None
+        self.device_id = device_id(config.events.device_id)
+        self.topic_root = f"{check_prefix(config.mqtt.prefix)}/{self.device_id}"
+        if config.mqtt.url:
+            parse_url(config.mqtt.url)  # a bad URL stops the start, with the reason
+        self._prepare_daemon()
+        self.app = make_app(engine, service=self)
         self.state = self.app.config["faced.state"]
         threads = config.api.workers + config.api.queue + SPARE_THREADS
         self.server = wsgi.Server((config.api.host, config.api.port), self.app, numthreads=threads,
                                   server_name="faced")
         self.server.gateway = Gateway
+        self.server.shutdown_timeout = 1
         self.scheme = "http"
         if config.api.tls_cert or config.api.tls_key:
             self._tls(config.api.tls_cert, config.api.tls_key)
         self._stopped = threading.Event()
+
+    def _prepare_daemon(self) -> None:
+        config, engine = self.config, self.engine
+        self.outbox = Outbox(engine.store, config.events.outbox_max, config.events.history_days, self.bus)
+        self.presence = Presence(self.outbox, config.events.absence_timeout_s)
+        sink = EventSink(self.outbox, self.presence, config.events.thumbnail)
+        if config.cameras:
+            engine.prepare(liveness=any(c.liveness == "passive" for c in config.cameras.values()))
+        for name, settings in config.cameras.items():
+            try:
+                self.cameras[name] = Camera(name, settings, engine, sink, self.priority)
+            except FacedError as exc:
+                raise ConfigError(f"camera {name}: {exc.message}") from None
+        if config.mqtt.url:
+            self.publisher = Publisher(config.mqtt.url, self.outbox, self.topic_root, config.mqtt.keepalive_s,
+                                       config.mqtt.reconnect_max_s, config.mqtt.ca_file)
 
     def _tls(self, cert: str, key: str) -> None:
         if not cert or not key:
@@ -83,6 +127,19 @@ class Service:
     def bound_port(self) -> int:
         return self.server.bind_addr[1]
 
+    def run(self, signals: bool = True) -> None:
+        if signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: self.stop())
+        self.start()
+        print(f"faced: serving on {self.scheme}://{self.config.api.host}:{self.bound_port} (Ctrl-C stops)",
+              flush=True)
+        try:
+            self.server.serve()
+        finally:
+            self.state.pool.close()
+            self._shutdown()
+
     def prepare(self) -> None:
         """Bind the port (the caller learns the port of port 0 from bound_port)."""
         try:
@@ -96,21 +153,81 @@ class Service:
                              f"cannot serve on {where}: {exc}", "ADDRESS_IN_USE" if in_use else "CONFIG_ERROR"
                              ) from None
 
-    def run(self, signals: bool = True) -> None:
-        if signals:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, lambda *_: self.stop())
+    def start(self) -> None:
+        """Bind the API, load the models, connect to the broker, start the cameras and tell systemd (serving is
+        run()'s)."""
         self.prepare()
         self.engine.prepare(liveness=True, attributes=True)
         log.info("serving on %s://%s:%d", self.scheme, self.config.api.host, self.bound_port)
-        print(f"faced: serving on {self.scheme}://{self.config.api.host}:{self.bound_port} (Ctrl-C stops)",
-              flush=True)
-        try:
-            self.server.serve()
-        finally:
-            self.state.pool.close()
+        if self.publisher is not None:
+            self.publisher.start()
+        for camera in self.cameras.values():
+            camera.start()
+        threading.Thread(target=self._housekeeping, name="faced-housekeeping", daemon=True).start()
+        sdnotify.notify("READY=1\nSTATUS=" + self.status_line())
 
     def stop(self) -> None:
         if not self._stopped.is_set():
             self._stopped.set()
-            threading.Thread(target=self.server.stop, daemon=True).start()
+            threading.Thread(target=self._stop_serving, daemon=True).start()
+
+    def _stop_serving(self) -> None:
+        sdnotify.notify("STOPPING=1")
+        self.bus.publish(None)  # ends the event streams, which hold server threads
+        stoppers = [threading.Thread(target=camera.stop, daemon=True) for camera in self.cameras.values()]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join(2.5)
+        self.server.stop()
+
+    def _shutdown(self) -> None:
+        if self.publisher is not None:
+            self.publisher.stop(1.0)
+        log.info("stopped")
+
+    # --------------------------------------------------------------------------------- housekeeping
+    def _housekeeping(self) -> None:
+        interval = sdnotify.watchdog_interval_s()
+        next_ping = next_status = time.monotonic()
+        next_prune = time.monotonic() + 60.0
+        while not self._stopped.wait(min(1.0, interval or 1.0)):
+            now = time.monotonic()
+            try:
+                if self.presence is not None:
+                    self.presence.tick()
+                if self.outbox is not None and now >= next_prune:
+                    next_prune = now + PRUNE_EVERY_S
+                    self.outbox.prune(time.time())
+            except FacedError as exc:
+                log.warning("housekeeping: %s", exc.message)
+            if interval and now >= next_ping and self.healthy():
+                sdnotify.notify("WATCHDOG=1")
+                next_ping = now + interval
+            if now >= next_status:
+                sdnotify.notify("STATUS=" + self.status_line())
+                next_status = now + STATUS_EVERY_S
+
+    def healthy(self) -> bool:
+        """No camera loop is stuck (a stuck one stops the watchdog pings, and systemd restarts faced)."""
+        return all(camera.alive(30.0) for camera in self.cameras.values())
+
+    def status_line(self) -> str:
+        parts = [f"API on {self.config.api.host}:{self.bound_port}"]
+        if self.cameras:
+            parts.append(", ".join(f"{c.name} {c.state}" for c in self.cameras.values()))
+        if self.publisher is not None:
+            parts.append("broker " + ("connected" if self.publisher.connected else "disconnected"))
+        if self.outbox is not None:
+            parts.append(f"outbox {self.outbox.depth()}")
+        return "; ".join(parts)
+
+    def health(self) -> dict:
+        """What GET /health adds: each camera's state, the broker connection and the outbox."""
+        keys = ("state", "fps", "dropped", "last_frame_age_s")
+        result: dict = {"cameras": {name: {k: status[k] for k in keys}
+                                    for name, status in ((n, c.status()) for n, c in self.cameras.items())}}
+        result["broker"] = self.publisher.status() if self.publisher else {"configured": False}
+        if self.outbox is not None:
+            result["outbox"] = {"depth": self.outbox.depth(), "dropped": self.outbox.dropped()}
+        return result

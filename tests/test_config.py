@@ -54,3 +54,56 @@ def test_bad_environment_value():
     with pytest.raises(ConfigError) as info:
         load_config(env={"FACED_DETECTOR_VERIFY": "maybe"})
     assert "detector.verify" in str(info.value)
+
+
+def test_readme_lists_every_key_with_its_default():
+    import dataclasses
+    import re
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:
+        import tomli as tomllib
+    from device.config import CAMERA_KEYS, Config
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"## Configuration.*?```toml\n(.*?)```", text, re.S).group(1)
+    documented = tomllib.loads(block)
+    defaults = Config()
+    for section in dataclasses.fields(Config):
+        if section.name == "cameras":
+            assert set(documented["cameras"]["door"]) == set(CAMERA_KEYS)
+            continue
+        values = dataclasses.asdict(getattr(defaults, section.name))
+        assert documented.get(section.name) == values, section.name
+
+
+def test_cameras_tables_and_flag(tmp_path):
+    from device.config import add_camera_flag
+
+    path = tmp_path / "faced.toml"
+    path.write_text('[cameras.door]\nsource = "/dev/video0"\ncollection = "home"\nliveness = "off"\n'
+                    'min_quality = 50\nmatch_score = 0.8\nroi = [0.1, 0.0, 0.5, 1.0]\nloop = false\n')
+    config = load_config(path, env={})
+    door = config.cameras["door"]
+    assert (door.source, door.collection, door.liveness, door.min_quality, door.match_score, door.roi) == (
+        "/dev/video0", "home", "off", 50, 0.8, (0.1, 0.0, 0.5, 1.0))
+    add_camera_flag(config, "yard=rtsp://cam/stream")
+    assert config.cameras["yard"].liveness == "passive" and config.cameras["yard"].match_score is None
+
+
+@pytest.mark.parametrize("table, fragment", [
+    ('[cameras.door]\ncollection = "x"\n', "cameras.door.source is required"),
+    ('[cameras.door]\nsource = "a"\nliveness = "active"\n', "choose one of passive, off"),
+    ('[cameras.door]\nsource = "a"\nroi = [0.5, 0, 0.6, 1]\n', "cameras.door.roi"),
+    ('[cameras.door]\nsource = "a"\nmin_quality = 101\n', "min_quality"),
+    ('[cameras.door]\nsource = "a"\nfps = 3\n', "unknown key fps"),
+    ('[events]\noutbox_max = 1\n', "events.outbox_max"),
+])
+def test_invalid_camera_and_events_settings(tmp_path, table, fragment):
+    path = tmp_path / "faced.toml"
+    path.write_text(table)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert fragment in str(info.value)

@@ -12,7 +12,6 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from device.config import Config
-from device.errors import CODES
 from tests.conftest import REPO, run_faced
 
 README = (REPO / "README.md").read_text()
@@ -29,10 +28,6 @@ def test_config_block_lists_every_key_with_its_default():
     documented = tomllib.loads(block)
     assert documented == dataclasses.asdict(Config())
 
-
-def test_error_table_lists_every_code_with_its_status():
-    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| (\d{3}) \|", README, re.M))
-    assert {code: int(status) for code, status in rows.items()} == {c: v.status for c, v in CODES.items()}
 
 
 def shape(value):

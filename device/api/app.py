@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import bottle
 
-from . import (detect_attributes, face_compare, face_search, management, multi_face_extraction, ops,
+from . import (daemon, detect_attributes, face_compare, face_search, management, multi_face_extraction, ops,
                unified_detect)
 from .auth import Authenticator, Tokens
 from .http import Router, dumps
@@ -30,17 +30,21 @@ class ApiState:
     metrics: Metrics
     started: float
     openapi: dict | None = None
+    service: object = None  # the running daemon (device/service.py), when there is one
 
 
-def make_app(engine, started: float | None = None, pool: InferencePool | None = None) -> bottle.Bottle:
+def make_app(engine, started: float | None = None, pool: InferencePool | None = None, service=None
+             ) -> bottle.Bottle:
+    """`service`: the running daemon; it adds the event, camera and visitor endpoints (device/api/daemon.py)
+    and its cameras, broker and outbox to /health."""
     config = engine.config
     pool = pool or InferencePool(config.api.workers, config.api.queue)
     tokens = Tokens(config.api.token_ttl_s)
     state = ApiState(engine, config, pool, tokens, Authenticator(engine, tokens), Metrics(pool),
-                     started or time.time())
+                     started or time.time(), service=service)
     app = bottle.Bottle(catchall=True)
     router = Router(app, state)
-    for module in MODULES:
+    for module in MODULES + ((daemon,) if service is not None else ()):
         module.register(router)
     from .openapi import document
 

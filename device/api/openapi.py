@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import __version__
 from ..errors import CODES
-from . import (detect_attributes, face_compare, face_search, management, multi_face_extraction, ops,
+from . import (daemon, detect_attributes, face_compare, face_search, management, multi_face_extraction, ops,
                unified_detect)
 from .http import RouteInfo
 
@@ -152,6 +152,19 @@ SCHEMAS = {
                   ["person_id", "person_name", "collection_name", "metadata", "created", "face_ids"]),
     "Persons": obj({"persons": arr(ref("Person")), "offset": INT, "limit": INT, "total": INT},
                    ["persons", "offset", "limit", "total"]),
+    # the daemon
+    "Event": obj({"event_id": STR, "seq": INT, "type": {"type": "string",
+                                                         "enum": ["recognized", "unknown", "spoof", "left"]},
+                  "camera": STR, "track_id": INT, "person_id": {"type": ["string", "null"]},
+                  "person_name": {"type": ["string", "null"]}, "visitor_id": {"type": ["string", "null"]},
+                  "score": {"type": ["number", "null"]}, "liveness": {"type": ["number", "null"]},
+                  "box": arr(NUM), "ts": STR},
+                 ["event_id", "seq", "type", "camera", "track_id", "ts"]),
+    "Events": obj({"events": arr(ref("Event")), "limit": INT, "offset": INT,
+                   "next_offset": {"type": ["integer", "null"]}}, ["events", "limit", "offset", "next_offset"]),
+    "Cameras": obj({"cameras": arr(obj({"name": STR, "state": STR, "fps": NUM, "dropped": INT,
+                                        "last_frame_age_s": {"type": ["number", "null"]}},
+                                       ["name", "state"]))}, ["cameras"]),
     # operations
     "Health": obj({"status": {"type": "string", "enum": ["ok", "degraded"]}, "version": STR, "uptime_s": NUM,
                    "models": {"type": "object"}, "database": {"type": "object"},
@@ -208,6 +221,12 @@ OPERATIONS = {
     ("POST", "/persons/{person_id}/faces"): ("Add faces to a person", management, "FacesRequest", 201,
                                              "Enrolment"),
     ("DELETE", "/persons/{person_id}/faces/{face_id}"): ("Erase one face", management, None, 200, "Erased"),
+    ("GET", "/events"): ("Event history, newest first (paginated)", daemon, None, 200, "Events"),
+    ("GET", "/events/stream"): ("Events as they happen (server-sent events)", daemon, None, 200, None),
+    ("GET", "/cameras"): ("Cameras: state, frames/s, dropped frames, last frame's age", daemon, None, 200,
+                          "Cameras"),
+    ("GET", "/cameras/{name}/snapshot.jpg"): ("A camera's latest frame with boxes and names", daemon, None, 200,
+                                               None),
     ("GET", "/health"): ("Health (open)", ops, None, 200, "Health"),
     ("GET", "/openapi.json"): ("This document", ops, None, 200, None),
     ("GET", "/metrics"): ("Prometheus metrics", ops, None, 200, None),
@@ -243,6 +262,15 @@ def document(routes: list[RouteInfo], config) -> dict:
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                        "maximum": management.PAGE_LIMIT,
                                                                        "default": 100}}]
+        if route.path == "/events":
+            parameters += [{"name": name, "in": "query", "schema": STR} for name in ("camera", "person", "type")]
+            parameters += [{"name": "since", "in": "query", "schema": STR,
+                            "description": "ISO 8601 UTC: events at or after it"},
+                           {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,
+                                                                        "default": 0}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                                       "maximum": daemon.EVENT_LIMIT,
+                                                                       "default": 100}}]
         if route.path == "/MultiFaceExtraction":
             parameters.append({"name": "apikey", "in": "header", "required": False, "schema": STR,
                                "description": "\"0\" (no encryption; faced never encrypts) or the key"})
@@ -255,6 +283,10 @@ def document(routes: list[RouteInfo], config) -> dict:
             content = {"application/json": {"schema": ref(response)}}
         elif route.path == "/metrics":
             content = {"text/plain": {"schema": STR}}
+        elif route.path == "/events/stream":
+            content = {"text/event-stream": {"schema": STR}}
+        elif route.path.endswith(".jpg"):
+            content = {"image/jpeg": {"schema": {"type": "string", "contentMediaType": "image/jpeg"}}}
         else:
             content = {"application/json": {"schema": {"type": "object"}}}
         operation["responses"][str(status)] = {"description": "success", "content": content}

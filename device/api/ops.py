@@ -28,11 +28,14 @@ def health(state) -> dict:
     except Exception as exc:  # noqa: BLE001 - health reports a broken database instead of failing
         database, status = {"error": getattr(exc, "code", type(exc).__name__)}, "degraded"
     pool = state.pool
-    return {"status": status, "version": __version__, "uptime_s": round(time.time() - state.started, 1),
+    body = {"status": status, "version": __version__, "uptime_s": round(time.time() - state.started, 1),
             "models": models,
             "database": {k: v for k, v in database.items() if k != "path"},
             "pool": {"depth": pool.depth(), "running": pool.running(), "workers": pool.workers,
                      "queue": pool.queue, "capacity": pool.capacity}}
+    if state.service is not None:  # the daemon: cameras, broker connection, outbox depth
+        body.update(state.service.health())
+    return body
 
 
 def register(router: Router) -> None:

@@ -38,6 +38,52 @@ def _photo_hashes_and_keys(connection) -> None:
         )""")
 
 
+# Step 5: camera events. `events` is the history (GET /events; pruned after events.history_days); `event_outbox`
+# holds what the broker has not acknowledged yet, in order (events and retained person states); `event_counters`
+# keeps the device's event seq and what the bounded outbox dropped, so both survive restarts and pruning;
+# `person_state` is the presence last published per person. Idempotent, like step 4. Erasing a person erases their events, queued
+# messages and state, and queues the removal of their retained state topic (an empty retained message).
+EVENTS_SCHEMA = """
+    CREATE TABLE IF NOT EXISTS events (
+        seq INTEGER PRIMARY KEY,          -- increasing per device, never reused
+        event_id TEXT NOT NULL UNIQUE,    -- uuid4
+        ts TEXT NOT NULL,                 -- ISO 8601 UTC, milliseconds
+        type TEXT NOT NULL,
+        camera TEXT NOT NULL,
+        person_id TEXT,
+        payload TEXT NOT NULL             -- the published JSON without its thumbnail
+    );
+    CREATE INDEX IF NOT EXISTS events_by_ts ON events(ts);
+    CREATE INDEX IF NOT EXISTS events_by_person ON events(person_id);
+    CREATE TABLE IF NOT EXISTS event_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,  -- publishing order
+        seq INTEGER,                      -- the event's seq (NULL: a person state)
+        topic TEXT NOT NULL,              -- below <prefix>/<device_id>/
+        payload TEXT NOT NULL,
+        retain INTEGER NOT NULL DEFAULT 0,
+        person_id TEXT,
+        created TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS event_outbox_by_person ON event_outbox(person_id);
+    CREATE TABLE IF NOT EXISTS event_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT OR IGNORE INTO event_counters(name, value) VALUES ('seq', 0), ('outbox_dropped', 0);
+    CREATE TABLE IF NOT EXISTS person_state (
+        person_id TEXT PRIMARY KEY,
+        state TEXT NOT NULL CHECK (state IN ('present', 'absent')),
+        camera TEXT,
+        changed TEXT NOT NULL
+    );
+    CREATE TRIGGER IF NOT EXISTS person_events_erased AFTER DELETE ON persons BEGIN
+        DELETE FROM events WHERE person_id = old.id;
+        DELETE FROM event_outbox WHERE person_id = old.id;
+        INSERT INTO event_outbox(seq, topic, payload, retain, person_id, created)
+            SELECT NULL, 'person/' || old.id || '/state', '', 1, NULL, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+            WHERE EXISTS (SELECT 1 FROM person_state WHERE person_id = old.id);
+        DELETE FROM person_state WHERE person_id = old.id;
+    END;
+"""
+
+
 # Each step takes the file from version i to i + 1. Append new steps; never edit a released one.
 MIGRATIONS: list = [  # SQL scripts, or functions of the connection
     f"""
@@ -101,6 +147,7 @@ MIGRATIONS: list = [  # SQL scripts, or functions of the connection
     # stored vectors: the index ranks its shortlist with 2 bits per dimension instead of 1.
     _recode_faces,
     _photo_hashes_and_keys,
+    EVENTS_SCHEMA,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,92 @@
+"""The daemon's HTTP endpoints: event history and stream, cameras and their snapshots (keyed like the
+management endpoints, `x-api-key`; errors in contract 2's shape).
+
+    GET /events?camera=&person=&type=&since=&limit=100&offset=0   history, newest first
+        -> {"events": [...], "limit", "offset", "next_offset" (null on the last page)}
+    GET /events/stream                                            server-sent events, one `event: <type>`
+        with `id: <seq>` and `data: <event JSON>` per event as it happens; a comment every 15 s keeps it open
+    GET /cameras               -> {"cameras": [{"name", "state", "fps", "dropped", "last_frame_age_s", ...}]}
+    GET /cameras/{name}/snapshot.jpg                              latest processed frame, boxes and names drawn
+
+`call.state.service` is the running daemon (device/service.py): it has `outbox` (device/events/outbox.py),
+`bus` (device/events/bus.py) and `cameras` (name -> device/camera/loop.py Camera).
+"""
+from __future__ import annotations
+
+import json
+import queue
+
+from ..errors import Busy, FacedError, InvalidInput, NotFound
+from . import auth
+from .http import Call, Reply, Router
+
+SHAPE = "contract2"
+KEEPALIVE_S = 15.0
+EVENT_LIMIT = 1000
+
+
+def register(router: Router) -> None:
+    @router.route("GET", "/events", shape=SHAPE, credential=auth.X_API_KEY)
+    def events(call: Call):
+        query, service = call.query, call.state.service
+        limit = _int(query.get("limit"), 100, "limit", 1, EVENT_LIMIT)
+        offset = _int(query.get("offset"), 0, "offset", 0, None)
+        rows = service.outbox.history(camera=query.get("camera") or None, person=query.get("person") or None,
+                                      type_=query.get("type") or None, since=query.get("since") or None,
+                                      limit=limit, offset=offset)
+        return {"events": rows, "limit": limit, "offset": offset,
+                "next_offset": offset + len(rows) if len(rows) == limit else None}
+
+    @router.route("GET", "/events/stream", shape=SHAPE, credential=auth.X_API_KEY)
+    def stream(call: Call):
+        service = call.state.service
+        feed = service.bus.subscribe()
+        if feed is None:
+            raise Busy("too many event streams are open", retry_after=5)
+
+        def generate():
+            try:
+                yield b": faced events\n\n"
+                while True:
+                    try:
+                        event = feed.get(timeout=KEEPALIVE_S)
+                    except queue.Empty:
+                        yield b": keep-alive\n\n"
+                        continue
+                    if event is None:  # the daemon is stopping
+                        return
+                    yield (f"id: {event['seq']}\nevent: {event['type']}\n"
+                           f"data: {json.dumps(event, ensure_ascii=False)}\n\n").encode("utf-8")
+            finally:
+                service.bus.unsubscribe(feed)
+
+        return Reply(raw=generate(), content_type="text/event-stream",
+                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @router.route("GET", "/cameras", shape=SHAPE, credential=auth.X_API_KEY)
+    def cameras(call: Call):
+        return {"cameras": [camera.status() for camera in call.state.service.cameras.values()]}
+
+    @router.route("GET", "/cameras/{name}/snapshot.jpg", shape=SHAPE, credential=auth.X_API_KEY)
+    def snapshot(call: Call):
+        name = call.params["name"]
+        camera = call.state.service.cameras.get(name)
+        if camera is None:
+            raise NotFound(f"no camera named {name!r}", "CAMERA_NOT_FOUND")
+        data = camera.snapshot()
+        if data is None:
+            raise FacedError(f"camera {name!r} has not delivered a frame yet", "NO_FRAME")
+        return Reply(raw=data, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+def _int(text, default: int, name: str, lo: int, hi: int | None) -> int:
+    if text in (None, ""):
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number, got {text!r}", "INVALID_ARGUMENT") from None
+    if value < lo or (hi is not None and value > hi):
+        raise InvalidInput(f"{name} must be from {lo} to {hi if hi is not None else 'any'}, got {value}",
+                           "INVALID_ARGUMENT")
+    return value
