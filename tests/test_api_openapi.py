@@ -57,7 +57,10 @@ def test_document_is_valid_and_complete(api, doc):
               ("DELETE", "/collections/{collection_name}"), ("POST", "/persons"), ("GET", "/persons"),
               ("GET", "/persons/{person_id}"), ("PATCH", "/persons/{person_id}"), ("DELETE", "/persons/{person_id}"),
               ("POST", "/persons/{person_id}/faces"), ("DELETE", "/persons/{person_id}/faces/{face_id}"),
-              ("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/metrics")}
+              ("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/metrics"),
+              # the daemon's (faced run serves them)
+              ("GET", "/events"), ("GET", "/events/stream"), ("GET", "/cameras"),
+              ("GET", "/cameras/{name}/snapshot.jpg")}
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert documented == routes
     for path, operations in doc["paths"].items():

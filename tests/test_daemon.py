@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Subscriber, free_port, wait_for
+from tests.conftest import REPO, Subscriber, free_port, run_faced, wait_for
 
 CLIP = "faces/face_recognition/examples/short_hamilton_clip.mp4"
 LIN = "faces/face_recognition/examples/lin-manuel-miranda.png"
@@ -49,6 +49,10 @@ class Daemon:
                          "FACED_EVENTS_DEVICE_ID": device, "FACED_MQTT_URL": mqtt_url, **(env or {})})
         self.log = tmp_path / f"daemon-{uuid.uuid4().hex[:6]}.log"
         self.process = None
+        # The daemon's endpoints are keyed like the management endpoints.
+        created = run_faced("--db", str(db), "keys", "create", "--name", f"daemon-{uuid.uuid4().hex[:6]}")
+        assert created.returncode == 0, created.stderr
+        self.key = created.stdout.strip().splitlines()[-1]
 
     def start(self) -> "Daemon":
         self.log_handle = self.log.open("w")
@@ -61,9 +65,12 @@ class Daemon:
         if self.process.poll() is not None:
             pytest.fail(f"the daemon exited: {self.log.read_text()[-2000:]}")
 
+    def request(self, path: str) -> urllib.request.Request:
+        return urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers={"x-api-key": self.key})
+
     def get(self, path: str):
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
+            with urllib.request.urlopen(self.request(path), timeout=5) as response:
                 body = response.read()
                 return json.loads(body) if response.headers.get_content_type() == "application/json" else body
         except OSError:
@@ -272,7 +279,7 @@ def test_sd_notify_sigterm_keeps_outbox_and_health(tmp_path, data, enrolled, dae
 def test_event_stream_and_filters(tmp_path, data, enrolled, broker, daemons):
     daemon = Daemon(tmp_path, _copy(enrolled, tmp_path), _camera(data, loop=True, liveness="off"), broker.url)
     daemons.append(daemon.start())
-    request = urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/events/stream", timeout=60)
+    request = urllib.request.urlopen(daemon.request("/events/stream"), timeout=60)
     assert request.headers.get_content_type() == "text/event-stream"
     received = []
     while len(received) < 2:
