@@ -126,7 +126,7 @@ class DetectorConfig:
     backend: str = field(default="yunet", metadata=_choice("yunet", "blazeface"))
     precision: str = ""  # empty: the manifest's default for this machine
     # Candidates above this score are kept (YuNet: for the face check below; see README "Detection").
-    score_threshold: float = field(default=0.6, metadata=_range(0.05, 1.0))
+    score_threshold: float = field(default=0.5, metadata=_range(0.05, 1.0))
     nms_threshold: float = field(default=0.3, metadata=_range(0.05, 1.0))
     # Photos are detected on a copy whose long side is at most this; crops come from the full image.
     max_side: int = field(default=640, metadata=_range(160, 4096))
@@ -135,7 +135,12 @@ class DetectorConfig:
     # Second opinion from BlazeFace on each candidate: rejects animal faces and clutter. A candidate is
     # kept when the geometric mean of YuNet's score and the check's score reaches accept_threshold.
     verify: bool = True
-    accept_threshold: float = field(default=0.7, metadata=_range(0.0, 1.0))
+    accept_threshold: float = field(default=0.65, metadata=_range(0.0, 1.0))
+    # Human check on each kept candidate (YuNet back-end, needs verify): a logistic regression on SFace's
+    # response to the aligned face rejects animal faces. A candidate is kept when its probability of being a
+    # human face reaches human_threshold (README "Detection" has the DET curve).
+    human_check: bool = True
+    human_threshold: float = field(default=0.5, metadata=_range(0.0, 1.0))
     min_face_px: float = field(default=8.0, metadata=_range(0.0, None))
 
 

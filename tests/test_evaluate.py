@@ -69,6 +69,28 @@ def test_boxes_with_negatives(faces_dir, tmp_path):
     assert summary["false_on_negatives"] == 0
 
 
+def test_boxes_at_several_scales_with_two_label_files(faces_dir, tmp_path):
+    """Issue 23's measurement: the 43 VOC faces at 1.0, 0.5 and 0.35 (faces >= 20 px counted at each scale), and
+    every negative (noface with coins.png, the animals, dogs.jpg) without a detection."""
+    folder = faces_dir / "dlib/examples/faces"
+    out = tmp_path / "scales.json"
+    result = _evaluate("boxes", str(folder / "training.xml"), str(folder / "testing.xml"), "--negatives",
+                       str(faces_dir / "noface"), str(faces_dir / "animals/images"), str(folder / "dogs.jpg"),
+                       "--scale", "1.0", "0.5", "0.35", "--json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(out.read_text())
+    by_scale = {s["scale"]: s for s in summary["scales"]}
+    assert set(by_scale) == {1.0, 0.5, 0.35}
+    assert by_scale[1.0]["labelled"] == 43 and by_scale[1.0]["found"] == 43
+    # Labels shrink with the photo: fewer faces reach 20 px at smaller scales.
+    assert by_scale[1.0]["labelled_min20px"] == 43
+    assert by_scale[1.0]["labelled_min20px"] > by_scale[0.5]["labelled_min20px"] > by_scale[0.35]["labelled_min20px"] > 0
+    for scale, item in by_scale.items():
+        assert item["found_min20px"] == item["labelled_min20px"], scale
+        assert item["negative_images"] == 51 and item["false_on_negatives"] == 0, scale
+        assert item["false_detections"] == 0, scale
+
+
 def test_metrics():
     labels = np.array([1, 1, 0, 0])
     assert evaluate.roc_auc(np.array([0.9, 0.8, 0.1, 0.2]), labels) == 1.0

@@ -2,7 +2,7 @@
 """Accuracy of faced's pipeline on labelled data: verification pairs, detection boxes, score calibration.
 
   tools/evaluate.py pairs PAIRS --images ROOT --json OUT [--plot ROC.png]
-  tools/evaluate.py boxes XML [--ignore XML] [--negatives DIR] --json OUT
+  tools/evaluate.py boxes XML [XML ...] [--ignore XML] [--negatives PATH ...] [--scale S ...] --json OUT
   tools/evaluate.py calibrate [--data ../shared/data | --labels CSV] [--write] --json OUT
   tools/evaluate.py liveness FOLDER_OR_CSV --json OUT [--plot DET.png]
 
@@ -235,49 +235,104 @@ def box_matches(det: np.ndarray, label: LabelBox, min_iou: float = 0.4) -> bool:
     return iou >= min_iou or (label.x <= cx <= label.x + label.w and label.y <= cy <= label.y + label.h)
 
 
-def cmd_boxes(args) -> dict:
-    pipeline = make_pipeline(args)
-    labelled = read_imglab(Path(args.xml))
-    ignored = read_imglab(Path(args.ignore)) if args.ignore else {}
+def scaled(image: np.ndarray, scale: float) -> np.ndarray:
+    """The photo resized by `scale` (area averaging when shrinking), as a smaller camera would see it."""
+    if scale == 1.0:
+        return image
+    import cv2
+
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def scaled_boxes(boxes: list[LabelBox], scale: float) -> list[LabelBox]:
+    return [LabelBox(b.x * scale, b.y * scale, b.w * scale, b.h * scale, b.ignore) for b in boxes]
+
+
+def negative_images(sources: list[str]) -> list[Path]:
+    """Image files of each --negatives argument (a folder's images, or one image file)."""
+    paths = []
+    for source in sources:
+        source = Path(source)
+        if source.is_dir():
+            paths += sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() not in NOT_IMAGES)
+        else:
+            paths.append(source)
+    return paths
+
+
+MIN_COUNTED_PX = 20  # "faces >= 20 px": a labelled box at least this wide at the evaluated scale
+
+
+def boxes_at_scale(pipeline: Pipeline, labelled: dict, ignored: dict, negatives: list[Path], scale: float) -> dict:
     found = found_min20 = labelled_min20 = false_detections = total = 0
     per_image = []
-    for path in tqdm(sorted(labelled), desc="detecting", unit="img", file=sys.stderr):
-        faces = pipeline.detect(read_image_file(str(path), limits()))
-        targets = [b for b in labelled[path] if not b.ignore]
-        skip = [b for b in labelled[path] if b.ignore] + ignored.get(path, [])
-        used, missed = set(), []
+    for path in tqdm(sorted(labelled), desc=f"detecting x{scale:g}", unit="img", file=sys.stderr):
+        faces = pipeline.detect(scaled(read_image_file(str(path), limits()), scale))
+        targets = [b for b in scaled_boxes(labelled[path], scale) if not b.ignore]
+        skip = [b for b in scaled_boxes(labelled[path], scale) if b.ignore] + scaled_boxes(ignored.get(path, []),
+                                                                                           scale)
+        used, false_here = set(), []
         for face in faces:
             match = next((i for i, b in enumerate(targets) if i not in used and box_matches(face.box, b)), None)
             if match is not None:
                 used.add(match)
             elif not any(box_matches(face.box, b) for b in skip):
-                false_detections += 1
+                false_here.append([round(float(v), 1) for v in face.box] + [round(face.score, 3)])
+        false_detections += len(false_here)
         total += len(targets)
         found += len(used)
-        labelled_min20 += sum(b.w >= 20 for b in targets)
-        found_min20 += sum(targets[i].w >= 20 for i in used)
-        missed = [[t.x, t.y, t.w, t.h] for i, t in enumerate(targets) if i not in used]
+        labelled_min20 += sum(b.w >= MIN_COUNTED_PX for b in targets)
+        found_min20 += sum(targets[i].w >= MIN_COUNTED_PX for i in used)
+        missed = [[round(t.x, 1), round(t.y, 1), round(t.w, 1), round(t.h, 1)]
+                  for i, t in enumerate(targets) if i not in used]
         per_image.append({"image": str(path), "labelled": len(targets), "found": len(used),
-                          "detections": len(faces), "missed": missed})
-    negatives = []
-    if args.negatives:
-        for path in sorted(p for p in Path(args.negatives).iterdir() if p.suffix.lower() not in NOT_IMAGES):
-            try:
-                count = len(pipeline.detect(read_image_file(str(path), limits())))
-            except FacedError:
-                continue
-            negatives.append({"image": str(path), "detections": count})
+                          "detections": len(faces), "missed": missed, "false": false_here})
+    results = []
+    for path in tqdm(negatives, desc=f"negatives x{scale:g}", unit="img", file=sys.stderr):
+        try:
+            faces = pipeline.detect(scaled(read_image_file(str(path), limits()), scale))
+        except FacedError:
+            continue
+        results.append({"image": str(path), "detections": len(faces),
+                        "scores": [round(face.score, 3) for face in faces]})
     return {
+        "scale": scale,
         "labelled": total,
         "found": found,
         "recall": found / total if total else None,
+        "labelled_min20px": labelled_min20,
+        "found_min20px": found_min20,
         "recall_min20px": found_min20 / labelled_min20 if labelled_min20 else None,
         "false_detections": false_detections,
-        "false_on_negatives": sum(n["detections"] for n in negatives),
-        "negative_images": len(negatives),
+        "false_on_negatives": sum(n["detections"] for n in results),
+        "negative_images": len(results),
+        "negative_images_with_detections": sum(1 for n in results if n["detections"]),
         "images": per_image,
-        "negatives": negatives,
+        "negatives": results,
     }
+
+
+def cmd_boxes(args) -> dict:
+    """Recall on one or more imglab label files and false detections on face-free images, at each scale.
+
+    With several scales the JSON holds one entry per scale under "scales"; the first scale's numbers are
+    also at the top level (as with a single scale).
+    """
+    pipeline = make_pipeline(args)
+    labelled: dict[Path, list[LabelBox]] = {}
+    for xml in args.xml:
+        for path, boxes in read_imglab(Path(xml)).items():
+            labelled.setdefault(path, []).extend(boxes)
+    ignored = read_imglab(Path(args.ignore)) if args.ignore else {}
+    negatives = negative_images(args.negatives or [])
+    per_scale = [boxes_at_scale(pipeline, labelled, ignored, negatives, scale) for scale in args.scale]
+    summary = dict(per_scale[0])
+    if len(per_scale) > 1:
+        summary["scales"] = per_scale
+    summary["detector"] = {key: getattr(pipeline.config.detector, key)
+                           for key in vars(pipeline.config.detector)}
+    return summary
 
 
 # ----------------------------------------------------------------------------------------- calibrate
@@ -569,9 +624,13 @@ def main(argv: list[str] | None = None) -> int:
     pairs.add_argument("--plot", help="ROC plot PNG (default: next to --json)")
     pairs.add_argument("--json", required=True)
     boxes = commands.add_parser("boxes", help="detection recall and false detections")
-    boxes.add_argument("xml")
+    boxes.add_argument("xml", nargs="+", help="imglab XML label files (their images are merged)")
     boxes.add_argument("--ignore", help="imglab XML of boxes to ignore")
-    boxes.add_argument("--negatives", help="folder of images without faces")
+    boxes.add_argument("--negatives", nargs="+", metavar="PATH",
+                       help="folders or image files without faces (every detection on them is false)")
+    boxes.add_argument("--scale", nargs="+", type=float, default=[1.0],
+                       help="resize photos and labels by each factor (default 1.0); faces >= 20 px are "
+                            "counted at each scale")
     boxes.add_argument("--json", required=True)
     calibrate = commands.add_parser("calibrate", help="fit and check the cosine -> score calibration")
     calibrate.add_argument("--data", default=str(shared_data_dir()))
@@ -592,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
     brief = {k: v for k, v in summary.items() if not isinstance(v, list)}
+    if "scales" in summary:
+        brief["scales"] = [{k: v for k, v in item.items() if not isinstance(v, list)} for item in summary["scales"]]
     print(json.dumps(brief, indent=2))
     return 0
 

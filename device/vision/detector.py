@@ -14,6 +14,7 @@ import numpy as np
 
 from ..config import DetectorConfig
 from .face import Face
+from .human import HumanCheck
 from .manifest import Manifest
 from .runtime import TFLiteModel
 from . import yunet_decode
@@ -23,12 +24,15 @@ class YuNetDetector:
     name = "yunet"
     SIZES_KEPT = 4  # interpreters kept for different input sizes (least recently used dropped)
 
-    def __init__(self, manifest: Manifest, config: DetectorConfig, threads: int = 2):
+    def __init__(self, manifest: Manifest, config: DetectorConfig, threads: int = 2, embedder=None):
+        """`embedder`: the pipeline's SFace, shared so that the human check's embedding is the face's."""
         self.manifest = manifest
         self.config = config
         self.threads = threads
         self.model: TFLiteModel | None = None
         self.checker: FaceCheck | None = None
+        self.embedder = embedder
+        self.human: HumanCheck | None = None
         self._by_size: dict[tuple[int, int], TFLiteModel] = {}
         self._lock = threading.Lock()  # guards prepare and the per-size interpreter cache
 
@@ -46,6 +50,11 @@ class YuNetDetector:
             self.fixed_hw = self.model.input_shape[1:3]
         if self.config.verify and self.checker is None:
             self.checker = FaceCheck(self.manifest, self.threads).prepare()
+        if self.config.verify and self.config.human_check and self.human is None:
+            from .embedder import SFaceEmbedder
+
+            embedder = self.embedder or SFaceEmbedder(self.manifest, "", self.threads)
+            self.human = HumanCheck(self.manifest.human_check(), embedder.prepare())
 
     @property
     def precision(self) -> str:
@@ -73,6 +82,9 @@ class YuNetDetector:
         ]
         if self.checker is not None:
             faces = [face for face in faces if self._passes_check(image_rgb, face)]
+        if self.human is not None:
+            faces = [face for face in faces
+                     if self.human.score(image_rgb, face) >= self.config.human_threshold]
         faces.sort(key=lambda face: face.area, reverse=True)
         return faces
 
@@ -133,7 +145,7 @@ class YuNetDetector:
     def _passes_check(self, image_rgb: np.ndarray, face: Face) -> bool:
         # Both models must agree: a dog's face can score 0.86 with YuNet but gets ~0.46 from BlazeFace,
         # a small human face scores ~0.86 and ~0.75 (README "Detection" has the evidence).
-        face.check_score = self.checker.score(image_rgb, face.box)
+        face.check_score, face.check_eyes = self.checker.run(image_rgb, face.box)
         return float(np.sqrt(face.score * face.check_score)) >= self.config.accept_threshold
 
 
@@ -159,6 +171,11 @@ class FaceCheck:
         return self
 
     def score(self, image_rgb: np.ndarray, box: np.ndarray) -> float:
+        return self.run(image_rgb, box)[0]
+
+    def run(self, image_rgb: np.ndarray, box: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """(score, eyes): BlazeFace's best score near the crop's centre and its two eye points (subject's
+        right, left) in image pixels; (0.0, None) when it sees nothing there."""
         x, y, w, h = (float(v) for v in box)
         centre_x, centre_y = x + w / 2, y + h / 2
         zoom = self.INPUT / (max(w, h) * self.CROP_FACTOR)
@@ -167,10 +184,15 @@ class FaceCheck:
         crop = cv2.warpAffine(image_rgb, matrix, (self.INPUT, self.INPUT), flags=cv2.INTER_AREA
                               if zoom < 1 else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         tensor = (crop.astype(np.float32) / 127.5 - 1.0)[None]
-        scores, boxes, _ = decode_blazeface(*self.model.run(tensor), self.anchors, self.INPUT)
+        scores, boxes, keypoints = decode_blazeface(*self.model.run(tensor), self.anchors, self.INPUT)
         # Only detections centred near the crop's centre speak for this candidate.
         near = np.all(np.abs(boxes[:, :2] - 0.5) < 0.15, axis=1)
-        return float(scores[near].max()) if near.any() else 0.0
+        if not near.any():
+            return 0.0, None
+        best = int(np.argmax(np.where(near, scores, -1.0)))
+        eyes = keypoints[best, :2] * self.INPUT
+        eyes = (eyes - matrix[:, 2]) / zoom  # crop -> image pixels (the crop is a pure zoom and shift)
+        return float(scores[best]), eyes.astype(np.float64)
 
 
 def blazeface_anchors(size: int, layers: tuple[tuple[int, int], ...]) -> np.ndarray:
@@ -258,5 +280,7 @@ def _sigmoid(values: np.ndarray) -> np.ndarray:
 DETECTORS = {"yunet": YuNetDetector, "blazeface": BlazeFaceDetector}
 
 
-def make_detector(manifest: Manifest, config: DetectorConfig, threads: int = 2):
+def make_detector(manifest: Manifest, config: DetectorConfig, threads: int = 2, embedder=None):
+    if config.backend == "yunet":
+        return YuNetDetector(manifest, config, threads, embedder=embedder)
     return DETECTORS[config.backend](manifest, config, threads)

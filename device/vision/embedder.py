@@ -29,9 +29,14 @@ class SFaceEmbedder:
 
     def embed(self, aligned_rgb: np.ndarray) -> np.ndarray:
         """128-d unit vector of one aligned face (RGB uint8, 112x112); normalisation is inside the graph."""
+        return l2_normalise(self.embed_raw(aligned_rgb))
+
+    def embed_raw(self, aligned_rgb: np.ndarray) -> np.ndarray:
+        """The network's 128-d output before L2 normalisation (its length says something about the input:
+        the human check uses it)."""
         self.prepare()
         (raw,) = self.model.run(aligned_rgb.astype(np.float32)[None])[:1]
-        return l2_normalise(raw.reshape(-1))
+        return raw.reshape(-1).astype(np.float32)
 
 
 def l2_normalise(vector: np.ndarray) -> np.ndarray:

@@ -106,6 +106,10 @@ class Manifest:
     def calibration(self, name: str) -> dict:
         return self.model(name).get("calibration", {})
 
+    def human_check(self, name: str = "sface") -> dict:
+        """The human-vs-animal classifier fitted on this embedder's output (tools/fit_human_check.py)."""
+        return self.model(name).get("human_check", {})
+
 
 def verify_file(variant: Variant) -> None:
     """Raise ModelError unless the file exists and its sha256 equals the manifest's."""

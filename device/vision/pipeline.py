@@ -37,8 +37,9 @@ class Pipeline:
         self.config = config or Config()
         self.manifest = manifest or Manifest(self.config.vision.models_dir or None)
         threads = self.config.vision.threads
-        self.detector = make_detector(self.manifest, self.config.detector, threads)
         self.embedder = SFaceEmbedder(self.manifest, self.config.embedder.precision, threads)
+        # The detector shares the embedder: its human check's embedding is the face's recognition embedding.
+        self.detector = make_detector(self.manifest, self.config.detector, threads, embedder=self.embedder)
         self.mesh = FaceMesh(self.manifest, threads)
         self._attributes = None
         self._liveness = None
@@ -79,9 +80,11 @@ class Pipeline:
         return self.detector.detect(image)
 
     def embed(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
-        """Align and embed each face in place; returns the same list."""
+        """Align and embed each face in place (a face the detector's human check embedded keeps that
+        embedding: same crop, same model); returns the same list."""
         for face in self.align(image, faces):
-            face.embedding = self.embedder.embed(face.aligned)
+            if face.embedding is None:
+                face.embedding = self.embedder.embed(face.aligned)
         return faces
 
     def align(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
@@ -94,7 +97,8 @@ class Pipeline:
         """Run the face mesh (eye openness, head pose) on faces that do not have it yet."""
         for face in faces:
             if face.mesh is None:
-                face.mesh = self.mesh.run(image, face.box, face.landmarks[0], face.landmarks[1])
+                eyes = face.eyes  # the face check's eyes follow a tilted head better than YuNet's
+                face.mesh = self.mesh.run(image, face.box, eyes[0], eyes[1])
         return faces
 
     def assess(self, image: np.ndarray, faces: list[Face], mesh: bool = True) -> list[Face]:
