@@ -110,3 +110,35 @@ def test_clip_of_people_gives_faces(faces_dir, tmp_path):
     engine = Engine(load_config(env={}))
     counts = [len(engine.detect(frame, mesh=False)) for frame in read_frames(clip)]
     assert counts == [1, 1, 1, 1]
+
+
+def test_animal_clip_played_as_a_camera_gives_no_track(animal_clip, tmp_path, pipeline, faces_dir):
+    """The same clip as a camera source through the daemon's camera loop: no track is ever opened, so no event."""
+    import time
+
+    from device.camera.loop import Camera
+    from device.engine import Engine
+    from device.config import CameraConfig
+    from device.events.outbox import Outbox
+    from device.events.sink import EventSink
+
+    config = load_config(env={}, overrides={"store.db": str(tmp_path / "faced.db")})
+    with Engine(config, create=True, pipeline=pipeline) as engine:
+        engine.create_collection("home")
+        engine.add_person("home", "Obama", [engine.photo_file(str(faces_dir / "face_recognition/examples/obama.jpg"))])
+        outbox = Outbox(engine.store, 1000, 1.0)
+        camera = Camera("pets", CameraConfig(source=str(animal_clip)), engine, EventSink(outbox, None)).start()
+        opened = []
+        try:
+            deadline = time.monotonic() + 300  # a hang guard, not a timing assertion
+            while camera.state != "ended" and time.monotonic() < deadline:
+                opened.append(camera.status()["tracks"])
+                time.sleep(0.05)
+            assert camera.state == "ended"
+        finally:
+            camera.stop()
+        status = camera.status()
+        assert status["frames"] == 2 * (len(_photos(faces_dir / "animals/images")) + 1)
+        assert status["processed"] >= 1 and status["errors"] == 0
+        assert camera.tracker._next_id == 1 and not any(opened)  # no track was ever opened
+        assert outbox.history(limit=100) == []
