@@ -32,6 +32,7 @@ from .events.mqtt import Publisher, check_prefix, device_id, parse_url
 from .events.outbox import Outbox
 from .events.presence import Presence
 from .events.sink import EventSink
+from .vision.runtime import limit_malloc_arenas
 
 log = logging.getLogger("faced.service")
 # Server threads beyond the pool's places: /health, /metrics, management reads, event streams and quick
@@ -63,6 +64,7 @@ class Gateway(wsgi.Gateway_10):
 
 class Service:
     def __init__(self, engine: Engine):
+        limit_malloc_arenas()  # before the server's threads and the cameras' exist
         self.engine = engine
         self.config = config = engine.config
         if not is_loopback(config.api.host) and not engine.has_keys():
@@ -84,8 +86,9 @@ class Service:
         self.app = make_app(engine, service=self)
         self.state = self.app.config["faced.state"]
         threads = config.api.workers + config.api.queue + SPARE_THREADS
+        # A listen backlog for every thread: cheroot's default (5) lets a burst of clients wait out a SYN retry.
         self.server = wsgi.Server((config.api.host, config.api.port), self.app, numthreads=threads,
-                                  server_name="faced")
+                                  server_name="faced", request_queue_size=threads)
         self.server.gateway = Gateway
         self.server.shutdown_timeout = 1
         self.scheme = "http"

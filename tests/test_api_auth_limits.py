@@ -143,6 +143,10 @@ def test_pool_full_gives_503_with_retry_after_and_health_answers(api, faces_dir)
         if status == 503:
             assert int(headers["Retry-After"]) >= 1 and answer["code"] == "BUSY" and answer["error_code"] == 1
     assert health_times and all(status == 200 for status, _ in health_times)
+    # The server's peak resident size under that load (all models loaded), from the kernel's own count.
+    peak_kb = next(int(line.split()[1]) for line in open(f"/proc/{api.process.pid}/status")
+                   if line.startswith("VmHWM:"))
+    assert peak_kb < 300 * 1024, f"server peak RSS {peak_kb / 1024:.0f} MB"
     metrics = api.get("/metrics", {"x-api-key": api.key})[1]
     assert 'faced_http_busy_rejections_total{reason="busy"}' in metrics
     assert 'faced_http_requests_total{endpoint="/face/detect",method="POST",status="503"}' in metrics

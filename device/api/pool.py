@@ -21,6 +21,7 @@ import time
 from typing import Any, Callable
 
 from ..errors import Busy
+from ..vision.runtime import release_memory
 
 PRIORITY, NORMAL = 0, 1
 
@@ -175,7 +176,10 @@ class InferencePool:
                 self._latency = 0.8 * self._latency + 0.2 * elapsed
                 if not ticket._released:
                     self._release_locked(ticket)
+                idle = self._running == 0 and not self._heap
             job.done.set()
+            if idle:  # a burst is over: hand its freed memory back (a long-running appliance's RSS stays flat)
+                release_memory()
 
     def close(self) -> None:
         with self._lock:

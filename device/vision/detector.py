@@ -16,13 +16,21 @@ from ..config import DetectorConfig
 from .face import Face
 from .human import HumanCheck
 from .manifest import Manifest
-from .runtime import TFLiteModel
+from .runtime import TFLiteModel, release_memory
 from . import yunet_decode
 
 
 class YuNetDetector:
     name = "yunet"
-    SIZES_KEPT = 4  # interpreters kept for different input sizes (least recently used dropped)
+    # Interpreters kept for different input sizes (least recently used dropped). Each holds its own tensor
+    # arena (~15 MB at 640x512; ~100 MB at 1280x1024), so inputs are padded to multiples of SIZE_STEP (a few
+    # sizes serve every photo) and the fine pass runs as overlapping TILE x TILE tiles through one interpreter.
+    SIZES_KEPT = 3
+    SIZE_STEP = 128
+    TILE = 640
+    # Tiles overlap by this much (pixels of the fine pass's copy): a face up to this size lies whole in some
+    # tile, and larger faces are the first pass's.
+    TILE_OVERLAP = 128
 
     def __init__(self, manifest: Manifest, config: DetectorConfig, threads: int = 2, embedder=None):
         """`embedder`: the pipeline's SFace, shared so that the human check's embedding is the face's."""
@@ -70,8 +78,7 @@ class YuNetDetector:
         scale = min(1.0, self.config.max_side / long_side)
         boxes, marks, scores = self._candidates(bgr, scale)
         if self._wants_fine_pass(scale, boxes):
-            fine = min(1.0, self.config.fine_max_side / long_side)
-            more = self._candidates(bgr, fine)
+            more = self._tiled_candidates(bgr, min(1.0, self.config.fine_max_side / long_side))
             boxes, marks, scores = (np.concatenate([a, b]) for a, b in zip((boxes, marks, scores), more))
             keep = yunet_decode.nms(boxes, scores, self.config.nms_threshold)
             boxes, marks, scores = boxes[keep], marks[keep], scores[keep]
@@ -102,13 +109,45 @@ class YuNetDetector:
             return False
         return True
 
-    def _candidates(self, bgr: np.ndarray, scale: float):
-        """YuNet's faces (after NMS) in full-image pixels, from a copy scaled by `scale`."""
+    def _tiled_candidates(self, bgr: np.ndarray, scale: float):
+        """The fine pass: YuNet on overlapping tiles of a copy scaled by `scale` (faces in full-image pixels).
+        A face touching a tile's inner edge is left to the neighbouring tile, which holds it whole."""
+        height, width = bgr.shape[:2]
+        scaled_hw = (max(1, round(height * scale)), max(1, round(width * scale)))
+        if not self.resizable or max(scaled_hw) <= self.TILE:
+            return self._candidates(bgr, scale)
+        scaled = cv2.resize(bgr, (scaled_hw[1], scaled_hw[0]), interpolation=cv2.INTER_AREA)
+        found = []
+        for top in _tile_starts(scaled_hw[0], self.TILE, self.TILE_OVERLAP):
+            for left in _tile_starts(scaled_hw[1], self.TILE, self.TILE_OVERLAP):
+                tile = scaled[top:top + self.TILE, left:left + self.TILE]
+                boxes, marks, scores = self._candidates(tile, 1.0, input_hw=(self.TILE, self.TILE))
+                x0, y0, x1, y1 = boxes[:, 0], boxes[:, 1], boxes[:, 0] + boxes[:, 2], boxes[:, 1] + boxes[:, 3]
+                inner = np.zeros(len(boxes), bool)  # touches an edge shared with another tile
+                if left > 0:
+                    inner |= x0 <= 2
+                if top > 0:
+                    inner |= y0 <= 2
+                if left + tile.shape[1] < scaled_hw[1]:
+                    inner |= x1 >= tile.shape[1] - 2
+                if top + tile.shape[0] < scaled_hw[0]:
+                    inner |= y1 >= tile.shape[0] - 2
+                keep = ~inner
+                offset = np.array([left, top], np.float32)
+                found.append((boxes[keep] + np.concatenate([offset, [0, 0]]).astype(np.float32),
+                              marks[keep] + offset, scores[keep]))
+        boxes, marks, scores = (np.concatenate(parts) for parts in zip(*found))
+        fx, fy = width / scaled_hw[1], height / scaled_hw[0]
+        return (boxes * np.array([fx, fy, fx, fy], np.float32), marks * np.array([fx, fy], np.float32), scores)
+
+    def _candidates(self, bgr: np.ndarray, scale: float, input_hw: tuple[int, int] | None = None):
+        """YuNet's faces (after NMS) in full-image pixels, from a copy scaled by `scale` (run at `input_hw`
+        when given, else at the scaled size padded to a multiple of SIZE_STEP)."""
         height, width = bgr.shape[:2]
         model = self.model
         if self.resizable:
             scaled_hw = (max(1, round(height * scale)), max(1, round(width * scale)))
-            input_hw = yunet_decode.padded_size(*scaled_hw)
+            input_hw = input_hw or yunet_decode.padded_size(*scaled_hw, self.SIZE_STEP)
             model = self._model_for(input_hw)
         else:
             input_hw = self.fixed_hw
@@ -138,8 +177,9 @@ class YuNetDetector:
                 model = TFLiteModel(self.model.variant, self.threads)
                 model.resize_input((1, input_hw[0], input_hw[1], 3))
             self._by_size[input_hw] = model  # most recently used last
-            while len(self._by_size) > self.SIZES_KEPT:
+            if len(self._by_size) > self.SIZES_KEPT:
                 self._by_size.pop(next(iter(self._by_size)))
+                release_memory()
             return model
 
     def _passes_check(self, image_rgb: np.ndarray, face: Face) -> bool:
@@ -193,6 +233,14 @@ class FaceCheck:
         eyes = keypoints[best, :2] * self.INPUT
         eyes = (eyes - matrix[:, 2]) / zoom  # crop -> image pixels (the crop is a pure zoom and shift)
         return float(scores[best]), eyes.astype(np.float64)
+
+
+def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Evenly spread starts of tiles of `tile` pixels covering `length`, neighbours overlapping by >= overlap."""
+    if length <= tile:
+        return [0]
+    count = -(-(length - overlap) // (tile - overlap))
+    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
 def blazeface_anchors(size: int, layers: tuple[tuple[int, int], ...]) -> np.ndarray:

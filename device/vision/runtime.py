@@ -47,6 +47,32 @@ def _native_stderr_silenced():
             os.close(saved)
 
 
+def _libc():
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+
+
+def release_memory() -> None:
+    """Give freed memory back to the system: glibc keeps freed blocks in its heaps, where a long-running
+    appliance's resident size would only grow (malloc_trim). No-op where it is not glibc."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+def limit_malloc_arenas(count: int = 2) -> None:
+    """At most `count` glibc heaps (M_ARENA_MAX) for the threads created after this call: by default each
+    thread that allocates may get a heap of its own (8 per core), and a threaded server's freed memory stays
+    spread over them (the API server's peak under 16 clients: 331 MB with them, 293 MB with 2)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "mallopt"):
+        libc.mallopt(-8, count)  # M_ARENA_MAX
+
+
 def runtime_version() -> str:
     if RUNTIME_NAME == "ai-edge-litert":
         from importlib.metadata import version

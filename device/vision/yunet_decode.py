@@ -11,9 +11,10 @@ OUTPUT_NAMES = tuple(f"{kind}_{s}" for kind in ("cls", "obj", "bbox", "kps") for
 DIVISOR = 32
 
 
-def padded_size(height: int, width: int) -> tuple[int, int]:
-    """Input size YuNet runs at for an image of height x width: each side rounded up to a multiple of 32."""
-    return ((height - 1) // DIVISOR + 1) * DIVISOR, ((width - 1) // DIVISOR + 1) * DIVISOR
+def padded_size(height: int, width: int, step: int = DIVISOR) -> tuple[int, int]:
+    """Input size YuNet runs at for an image of height x width: each side rounded up to a multiple of `step`
+    (itself a multiple of 32, YuNet's largest stride)."""
+    return ((height - 1) // step + 1) * step, ((width - 1) // step + 1) * step
 
 
 def decode(outputs: Mapping[str, np.ndarray], input_hw: tuple[int, int], score_threshold: float):
