@@ -58,3 +58,41 @@ def test_documented_json_outputs_keep_their_shape(tmp_path, faces_dir):
         assert len(lines) == 1, (name, result.stdout, result.stderr)
         assert shape(json.loads(lines[0])) == GOLDEN[name], name
     assert len(json.loads(run_faced("detect", "--json", two).stdout)["faces"]) == 2
+
+
+def test_readme_curl_examples_work_as_printed(api, tmp_path):
+    """The HTTP API section's shell block, run by bash against a real server: every command succeeds and every
+    answer is a success (only the port, the database and the key's name differ from the printed text)."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("\n## HTTP API"):readme.index("### Error codes")]
+    script = "\n".join(line[4:] for line in section.splitlines() if line.startswith("    "))
+    assert "curl" in script and "faced keys create" in script
+    faced = f"{Path(sys.executable).with_name('faced')} --db {api.db}"
+    script = script.replace("localhost:8080", f"127.0.0.1:{api.port}").replace(".venv/bin/faced", faced)
+    script = script.replace("--name app", "--name readme").replace('"app:$KEY"', '"readme:$KEY"')
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=str(REPO), capture_output=True, text=True,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("FACED_")}, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers, decoder, text, at = [], json.JSONDecoder(), result.stdout, 0
+    while (at := text.find("{", at)) >= 0:  # curl prints answers back to back; /metrics is plain text
+        try:
+            body, end = decoder.raw_decode(text, at)
+        except ValueError:
+            at += 1
+            continue
+        answers.append(body)
+        at = end
+    assert len(answers) >= 10  # contracts 1-5, management, health, openapi
+    for body in answers:
+        if isinstance(body, dict):
+            assert not re.match(r"(ERR_|FACE_NOT)", str(body.get("code", body.get("errorCode", "")))), body
+            assert body.get("hasError") is not True and body.get("error_code", 0) == 0, body
+            assert body.get("respcode", "200") == "200" and "error" not in body, body
