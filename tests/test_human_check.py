@@ -142,3 +142,16 @@ def test_animal_clip_played_as_a_camera_gives_no_track(animal_clip, tmp_path, pi
         assert status["processed"] >= 1 and status["errors"] == 0
         assert camera.tracker._next_id == 1 and not any(opened)  # no track was ever opened
         assert outbox.history(limit=100) == []
+
+
+def test_a_known_face_is_not_checked_again_and_a_new_one_is(pipeline, faces_dir):
+    """A camera passes the boxes of its tracks: a face overlapping one skips the human check (no SFace run, so
+    no embedding yet); the same face with no known box is checked (and embedded by the check)."""
+    image = read_image_file(str(faces_dir / "face_recognition/examples/obama.jpg"))
+    checked = pipeline.detect(image)
+    assert len(checked) == 1 and checked[0].embedding is not None
+    known = pipeline.detect(image, known=[checked[0].box + np.array([3, 2, 0, 0])])
+    assert len(known) == 1 and known[0].embedding is None
+    assert np.allclose(known[0].box, checked[0].box)
+    elsewhere = pipeline.detect(image, known=[np.array([0.0, 0.0, 20.0, 20.0])])
+    assert elsewhere[0].embedding is not None

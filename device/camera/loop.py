@@ -153,7 +153,8 @@ class Camera:
         clock = time.perf_counter
         start = clock()
         pipeline = self.engine.pipeline
-        faces = [face for face in pipeline.detect(frame) if self._in_roi(face, frame.shape)]
+        known = [track.box for track in self.tracker.tracks]  # faces that passed every check already
+        faces = [face for face in pipeline.detect(frame, known) if self._in_roi(face, frame.shape)]
         self.times.add("detect", clock() - start)
         mark = clock()
         pairs = self.tracker.update(ts, faces)

@@ -31,17 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import TrackingConfig
-
-
-def iou(a, b) -> float:
-    ax, ay, aw, ah = (float(v) for v in a)
-    bx, by, bw, bh = (float(v) for v in b)
-    w = min(ax + aw, bx + bw) - max(ax, bx)
-    h = min(ay + ah, by + bh) - max(ay, by)
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / (aw * ah + bw * bh - inter)
+from ..vision.face import iou
 
 
 @dataclass

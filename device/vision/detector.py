@@ -13,11 +13,15 @@ import cv2
 import numpy as np
 
 from ..config import DetectorConfig
-from .face import Face
+from .face import Face, iou
 from .human import HumanCheck
 from .manifest import Manifest
 from .runtime import TFLiteModel, release_memory
 from . import yunet_decode
+
+
+# Overlap with a box of the previous frame at which a candidate counts as the same, already checked face.
+KNOWN_IOU = 0.5
 
 
 class YuNetDetector:
@@ -68,8 +72,10 @@ class YuNetDetector:
     def precision(self) -> str:
         return self.model.variant.precision if self.model else ""
 
-    def detect(self, image_rgb: np.ndarray) -> list[Face]:
-        """Faces in an RGB image, largest first."""
+    def detect(self, image_rgb: np.ndarray, known: list | None = None) -> list[Face]:
+        """Faces in an RGB image, largest first. `known`: boxes of faces that passed every check in the frame
+        before (a camera's tracks); a candidate overlapping one by KNOWN_IOU is not asked the human check again
+        (one SFace run per face per frame saved; a new face, an animal's included, is always asked)."""
         if self.model is None:
             self.prepare()
         bgr = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)
@@ -90,8 +96,8 @@ class YuNetDetector:
         if self.checker is not None:
             faces = [face for face in faces if self._passes_check(image_rgb, face)]
         if self.human is not None:
-            faces = [face for face in faces
-                     if self.human.score(image_rgb, face) >= self.config.human_threshold]
+            faces = [face for face in faces if any(iou(face.box, box) >= KNOWN_IOU for box in known or ())
+                     or self.human.score(image_rgb, face) >= self.config.human_threshold]
         faces.sort(key=lambda face: face.area, reverse=True)
         return faces
 
@@ -295,7 +301,7 @@ class BlazeFaceDetector:
     def precision(self) -> str:
         return self.model.variant.precision if self.model else ""
 
-    def detect(self, image_rgb: np.ndarray) -> list[Face]:
+    def detect(self, image_rgb: np.ndarray, known: list | None = None) -> list[Face]:
         self.prepare()
         height, width = image_rgb.shape[:2]
         scale = self.INPUT / max(height, width)

@@ -76,8 +76,9 @@ class Pipeline:
                 self._calibration = Calibration.from_manifest(self.manifest.calibration("sface"))
             return self._calibration
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        return self.detector.detect(image)
+    def detect(self, image: np.ndarray, known: list | None = None) -> list[Face]:
+        """Faces, largest first; `known`: boxes of faces checked in the frame before (see the detector)."""
+        return self.detector.detect(image, known)
 
     def embed(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         """Align and embed each face in place (a face the detector's human check embedded keeps that
