@@ -243,6 +243,13 @@ ERROR_STATUSES = {400: "bad input (INVALID_JSON, MISSING_FIELD, INVALID_ARGUMENT
                   503: "busy: the inference pool is full (BUSY) or the request timed out (TIMEOUT); see Retry-After"}
 
 
+def _page(limit_max: int) -> list[dict]:
+    """The offset and limit query parameters of a paginated list."""
+    return [{"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": limit_max,
+                                                        "default": 100}}]
+
+
 def document(routes: list[RouteInfo], config) -> dict:
     paths: dict = {}
     for route in routes:
@@ -257,20 +264,11 @@ def document(routes: list[RouteInfo], config) -> dict:
                       for name in route.path.split("/") if name.startswith("{")]
         if route.path == "/persons" and route.method == "GET":
             parameters += [{"name": "collection_name", "in": "query", "required": True, "schema": STR},
-                           {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,
-                                                                        "default": 0}},
-                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                                       "maximum": management.PAGE_LIMIT,
-                                                                       "default": 100}}]
+                           *_page(management.PAGE_LIMIT)]
         if route.path == "/events":
             parameters += [{"name": name, "in": "query", "schema": STR} for name in ("camera", "person", "type")]
             parameters += [{"name": "since", "in": "query", "schema": STR,
-                            "description": "ISO 8601 UTC: events at or after it"},
-                           {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,
-                                                                        "default": 0}},
-                           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                                       "maximum": daemon.EVENT_LIMIT,
-                                                                       "default": 100}}]
+                            "description": "ISO 8601 UTC: events at or after it"}, *_page(daemon.EVENT_LIMIT)]
         if route.path == "/MultiFaceExtraction":
             parameters.append({"name": "apikey", "in": "header", "required": False, "schema": STR,
                                "description": "\"0\" (no encryption; faced never encrypts) or the key"})
