@@ -31,17 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import TrackingConfig
-
-
-def iou(a, b) -> float:
-    ax, ay, aw, ah = (float(v) for v in a)
-    bx, by, bw, bh = (float(v) for v in b)
-    w = min(ax + aw, bx + bw) - max(ax, bx)
-    h = min(ay + ah, by + bh) - max(ay, by)
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / (aw * ah + bw * bh - inter)
+from ..vision.boxes import iou, match  # noqa: F401 (iou: part of this module's interface)
 
 
 @dataclass
@@ -99,15 +89,8 @@ class Tracker:
     def update(self, ts: float, faces: list) -> list[tuple[Track, object]]:
         """Continue or start a track for each face; returns (track, face) pairs of this frame."""
         live = [t for t in self.tracks if t.last_seen < ts]
-        pairs = sorted(((iou(t.box, f.box), ti, fi) for ti, t in enumerate(live) for fi, f in enumerate(faces)),
-                       reverse=True)
-        used_t, used_f, result = set(), set(), []
-        for overlap, ti, fi in pairs:
-            if overlap < self.settings.iou:
-                break
-            if ti in used_t or fi in used_f:
-                continue
-            used_t.add(ti)
+        used_f, result = set(), []
+        for ti, fi in match([t.box for t in live], [f.box for f in faces], self.settings.iou):
             used_f.add(fi)
             track = live[ti]
             track.box, track.last_seen = np.asarray(faces[fi].box, dtype=float), ts
