@@ -3,6 +3,8 @@ fields marked), every error in its contract's shape, the security schemes, and t
 contract is ambiguous (each operation's description: the docstring of its contract module)."""
 from __future__ import annotations
 
+import re
+
 from .. import __version__
 from ..errors import CODES
 from . import (crops, daemon, detect_attributes, face_compare, face_search, management, multi_face_extraction, ops,
@@ -281,8 +283,8 @@ def document(routes: list[RouteInfo], config) -> dict:
                      "security": SECURITY[route.credential], "responses": {}}
         if route.path == "/userauthentication":  # checked by the handler: header or JSON body
             operation["security"] = [{"C1ApiKey": []}]
-        parameters = [{"name": name.strip("{}"), "in": "path", "required": True, "schema": STR}
-                      for name in route.path.split("/") if name.startswith("{")]
+        parameters = [{"name": name, "in": "path", "required": True, "schema": STR}
+                      for name in re.findall(r"\{(\w+)\}", route.path)]
         if route.path == "/persons" and route.method == "GET":
             parameters += [{"name": "collection_name", "in": "query", "required": True, "schema": STR},
                            {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0,
