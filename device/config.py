@@ -43,8 +43,21 @@ class ApiConfig:
     # HTTPS on the same port when both are set (PEM files).
     tls_cert: str = ""
     tls_key: str = ""
-    # Contract 3 and 4 URL inputs (a later version fetches them from an allow-list); off: URL inputs are refused.
+    # Contract 4 videos (base64 in `img` or by URL): encoded size, duration from the header, decoded frame size.
+    max_video_bytes: int = field(default=16 * 1024 * 1024, metadata=_range(1024, 1024 * 1024 * 1024))
+    max_video_seconds: float = field(default=300.0, metadata=_range(1.0, 86400.0))
+    max_video_pixels: int = field(default=3840 * 2160, metadata=_range(10_000, 100_000_000))
+    # Contract 3 and 4 URL inputs (device/api/fetch.py); off: every URL is refused without a connection.
     url_inputs: bool = False
+    # Host names or IP addresses that URL inputs may reach (exact, case-insensitive; any port). A loopback,
+    # private, link-local or otherwise non-public address is only reached when it is itself on this list.
+    # TOML: a list of strings; environment (FACED_API_URL_ALLOW_HOSTS): comma-separated.
+    url_allow_hosts: list = field(default_factory=list)
+    url_connect_timeout_s: float = field(default=5.0, metadata=_range(0.1, 120.0))
+    url_total_timeout_s: float = field(default=20.0, metadata=_range(0.1, 600.0))
+    url_max_bytes: int = field(default=16 * 1024 * 1024, metadata=_range(1024, 1024 * 1024 * 1024))
+    # return_face_url: crops are served at /faces/{token}.jpg (with the key) for this long, in memory.
+    face_url_ttl_s: int = field(default=600, metadata=_range(1, 86400))
 
 
 @dataclass
@@ -325,9 +338,15 @@ def _apply(config: Config, values: Mapping[str, Any], source: str) -> None:
 
 
 def _coerce(spec: dataclasses.Field, raw: Any, name: str, source: str) -> Any:
-    kind = type(spec.default)
+    kind = list if spec.default_factory is list else type(spec.default)
     try:
-        if kind is bool:
+        if kind is list:  # a list of strings: TOML array, or comma-separated text (environment, flags)
+            if isinstance(raw, str):
+                raw = [part for part in (p.strip() for p in raw.split(",")) if part]
+            if not isinstance(raw, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in raw):
+                raise ValueError
+            value = [v.strip() for v in raw]
+        elif kind is bool:
             value = _to_bool(raw)
         elif kind is int:
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):

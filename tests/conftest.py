@@ -71,6 +71,9 @@ class ApiServer:
         assert created.returncode == 0, created.stderr
         self.key = created.stdout.strip().splitlines()[-1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("FACED_")}
+        self.tmpdir = tmp / "tmp"  # the server's own temporary folder (TMPDIR), for leftover checks
+        self.tmpdir.mkdir()
+        env["TMPDIR"] = str(self.tmpdir)
         self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "device.cli", "--config", str(self.config_path), "--db", str(self.db),
@@ -149,6 +152,119 @@ def b64file(path) -> str:
     import base64
 
     return base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+# ------------------------------------------------------------------------------ media for URL inputs
+class MediaServer:
+    """A local HTTP server on 127.0.0.1 (a thread) that URL-input tests point the API at. It records every
+    connection it accepts and every request (path, Host header), and the bytes it sent on /endless.
+
+    GET /file/NAME      the bytes of `files[NAME]` (content type `types[NAME]`, default application/octet-stream)
+    GET /redirect?to=U  302 to U
+    GET /endless        an endless chunked stream of zeros behind an MP4 header (video/mp4)
+    GET /trickle        a JPEG header, then one byte every 0.2 s, for ever (image/jpeg)
+    """
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.files: dict[str, bytes] = {}
+        self.types: dict[str, str] = {}
+        self.connections = 0
+        self.requests: list[tuple[str, str]] = []
+        self.endless_sent = 0
+        self.endless_done = threading.Event()
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                from urllib.parse import parse_qs, urlsplit
+
+                with outer.lock:
+                    outer.requests.append((self.path, self.headers.get("Host", "")))
+                parts = urlsplit(self.path)
+                try:
+                    if parts.path.startswith("/file/") and parts.path[6:] in outer.files:
+                        name = parts.path[6:]
+                        self._send(200, outer.files[name], outer.types.get(name, "application/octet-stream"))
+                    elif parts.path == "/redirect":
+                        self.send_response(302)
+                        self.send_header("Location", parse_qs(parts.query)["to"][0])
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                    elif parts.path == "/endless":
+                        self._endless()
+                    elif parts.path == "/trickle":
+                        self.send_response(200)
+                        self.send_header("Content-Type", "image/jpeg")
+                        self.send_header("Content-Length", "100000")
+                        self.end_headers()
+                        self.wfile.write(b"\xff\xd8\xff\xe0")
+                        import time
+
+                        for _ in range(600):
+                            self.wfile.write(b"\0")
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    else:
+                        self._send(404, b"not here", "text/plain")
+                except OSError:
+                    pass  # the client went away
+
+            def _send(self, status, body, content_type):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _endless(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp4")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b"\0\0\0\x18ftypmp42" + bytes(64 * 1024 - 12)
+                try:
+                    while outer.endless_sent < 1024 * 1024 * 1024:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        outer.endless_sent += len(chunk)
+                finally:
+                    outer.endless_done.set()
+
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def get_request(self):
+                request = super().get_request()
+                with outer.lock:
+                    outer.connections += 1
+                return request
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def media_server():
+    server = MediaServer()
+    yield server
+    server.stop()
 
 
 # ------------------------------------------------------------------------------------- MQTT broker

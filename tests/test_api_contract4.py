@@ -1,7 +1,6 @@
-"""Contract 4 (unified detect, images) on the live server."""
+"""Contract 4 (unified detect, images) on the live server, URL inputs off (the default)."""
 from __future__ import annotations
 
-import base64
 import json
 
 from tests.conftest import b64file
@@ -38,8 +37,7 @@ def test_single_face_data_uri_and_crops(api, faces_dir):
     assert status == 200
     frame = body["faces_obj"]["0"]
     assert len(frame["region"]) == len(frame["face_urls"]) == len(frame["crop_region"]) == 1
-    assert frame["face_urls"][0].startswith("data:image/jpeg;base64,")
-    base64.b64decode(frame["face_urls"][0].split(",", 1)[1], validate=True)
+    assert frame["face_urls"][0].startswith(api.url + "/faces/")  # served crops: test_api_contract4_video.py
     x, y = frame["crop_region"][0][:2]
     assert frame["crop_landmarks"][0][0] == [frame["landmarks"][0][0][0] - x, frame["landmarks"][0][0][1] - y]
 
@@ -67,3 +65,11 @@ def test_errors_and_credentials(api, faces_dir):
     assert (status, body["error_code"], body["code"]) == (403, 1, "API_KEY_INVALID")
     status, body, _ = detect(api, {}, img=img)
     assert (status, body["error_code"], body["code"]) == (401, 1, "API_KEY_MISSING")
+
+
+def test_url_inputs_off_make_no_connection(api, media_server):
+    """The default configuration: every URL is refused before it is parsed, resolved or connected to."""
+    for url in (media_server.url("/file/clip.mp4"), "http://10.0.0.1/a.mp4", "file:///etc/passwd", "nonsense"):
+        status, body, _ = detect(api, url=url)
+        assert (status, body["error_code"], body["code"]) == (400, 1, "URL_INPUT_DISABLED"), body
+    assert media_server.connections == 0 and media_server.requests == []

@@ -57,7 +57,7 @@ def test_document_is_valid_and_complete(api, doc):
               ("DELETE", "/collections/{collection_name}"), ("POST", "/persons"), ("GET", "/persons"),
               ("GET", "/persons/{person_id}"), ("PATCH", "/persons/{person_id}"), ("DELETE", "/persons/{person_id}"),
               ("POST", "/persons/{person_id}/faces"), ("DELETE", "/persons/{person_id}/faces/{face_id}"),
-              ("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/metrics"),
+              ("GET", "/faces/{token}.jpg"), ("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/metrics"),
               # the daemon's (faced run serves them)
               ("GET", "/events"), ("GET", "/events/stream"), ("GET", "/cameras"),
               ("GET", "/cameras/{name}/snapshot.jpg")}

@@ -107,3 +107,22 @@ def test_invalid_camera_and_events_settings(tmp_path, table, fragment):
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     assert fragment in str(info.value)
+
+
+def test_url_allow_hosts_list(tmp_path):
+    from device.config import load_config
+    from device.errors import ConfigError
+
+    assert load_config(env={}).api.url_allow_hosts == [] and load_config(env={}).api.url_inputs is False
+    path = tmp_path / "faced.toml"
+    path.write_text('[api]\nurl_allow_hosts = ["media.example", "192.0.2.7"]\n')
+    assert load_config(path, env={}).api.url_allow_hosts == ["media.example", "192.0.2.7"]
+    env = {"FACED_API_URL_ALLOW_HOSTS": " a.example, b.example ,"}
+    assert load_config(env=env).api.url_allow_hosts == ["a.example", "b.example"]
+    for bad in ('url_allow_hosts = "x"\nurl_allow_hosts = 3', 'url_allow_hosts = [1]', 'url_allow_hosts = [""]'):
+        path.write_text("[api]\n" + bad.split("\n")[-1] + "\n")
+        with pytest.raises(ConfigError, match="url_allow_hosts"):
+            load_config(path, env={})
+    path.write_text("[api]\nface_url_ttl_s = 0\n")
+    with pytest.raises(ConfigError, match="face_url_ttl_s"):
+        load_config(path, env={})

@@ -13,6 +13,8 @@ import bottle
 from . import (daemon, detect_attributes, face_compare, face_search, management, multi_face_extraction, ops,
                unified_detect)
 from .auth import Authenticator, Tokens
+from .crops import Crops
+from .fetch import Fetcher
 from .http import Router, dumps
 from .metrics import Metrics
 from .pool import InferencePool
@@ -31,6 +33,8 @@ class ApiState:
     started: float
     openapi: dict | None = None
     service: object = None  # the running daemon (device/service.py), when there is one
+    crops: Crops | None = None  # contract 4's face crops served by URL
+    fetcher: Fetcher | None = None  # URL inputs of contracts 3 and 4
 
 
 def make_app(engine, started: float | None = None, pool: InferencePool | None = None, service=None
@@ -41,7 +45,8 @@ def make_app(engine, started: float | None = None, pool: InferencePool | None = 
     pool = pool or InferencePool(config.api.workers, config.api.queue)
     tokens = Tokens(config.api.token_ttl_s)
     state = ApiState(engine, config, pool, tokens, Authenticator(engine, tokens), Metrics(pool),
-                     started or time.time(), service=service)
+                     started or time.time(), service=service, crops=Crops(config.api.face_url_ttl_s),
+                     fetcher=Fetcher(config.api))
     app = bottle.Bottle(catchall=True)
     router = Router(app, state)
     for module in MODULES + ((daemon,) if service is not None else ()):

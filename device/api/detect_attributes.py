@@ -14,7 +14,8 @@ Decisions where the contract is loose:
   P(male)); the sign is the decision, the size the confidence. age: whole years.
 - faceImageBase (inside `face`, where the example puts it): the face box cut from the image, JPEG base64,
   only with returnFaceImage true.
-- faceImageBase in the request: base64 or a data URI; a URL answers URL_INPUT_DISABLED (URL inputs are off).
+- faceImageBase in the request: base64, a data URI, or an http(s) URL fetched by the allow-listed fetcher
+  (device/api/fetch.py; off by default: URL_INPUT_DISABLED).
 """
 from __future__ import annotations
 
@@ -31,10 +32,12 @@ def is_url(text) -> bool:
     return isinstance(text, str) and text.strip().lower().startswith(("http://", "https://"))
 
 
-def refuse_url(call: Call) -> None:
-    """URL inputs (contracts 3 and 4) are off until the allow-listed fetcher of a later issue exists."""
-    raise FacedError("URL inputs are off on this device (api.url_inputs = false): send the image as base64",
-                     "URL_INPUT_DISABLED")
+def fetch_image(call: Call, url: str):
+    """faceImageBase given as a URL: the allow-listed fetcher (device/api/fetch.py); an image only."""
+    fetched = call.state.fetcher.fetch(url.strip())
+    if fetched.kind != "image":
+        raise FacedError("the URL gives a video; this endpoint takes an image", "URL_CONTENT_REFUSED")
+    return call.engine.decode(fetched.data)
 
 
 def gender_value(face) -> int:
@@ -51,8 +54,9 @@ def register(router: Router) -> None:
         session = call.field("sessionId", "string")
         return_image = call.field("returnFaceImage", "boolean", default=False)
         if is_url(call.body.get("faceImageBase")):
-            refuse_url(call)
-        image = call.image("faceImageBase")
+            image = fetch_image(call, call.body["faceImageBase"])
+        else:
+            image = call.image("faceImageBase")
         engine = call.engine
         faces = engine.detect(image)
         call.faces = len(faces)

@@ -60,6 +60,9 @@ class Call:
         self.echo: dict = {}  # request fields that the error shape repeats (rrn, sessionId, check_liveness)
         self.faces = 0  # faces detected, for the metrics
         self.key_name: str | None = None
+        self.admitted = time.monotonic()  # api.timeout_s counts from here
+        self.base_url = ""  # scheme://host[:port] the request was sent to (URLs the answer points to)
+        self.num_frames = 5
 
     def field(self, name: str, kind: str, required: bool = False, default: Any = None, lo: float | None = None,
               hi: float | None = None) -> Any:
@@ -182,6 +185,7 @@ class Router:
         state, request = self.state, bottle.request
         started = time.monotonic()
         call = Call(state, params, request.headers, request.query)
+        call.base_url = "{}://{}".format(*request.urlparts[:2])
         environ = request.environ
         busy_reason = None
         try:

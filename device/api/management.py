@@ -73,7 +73,9 @@ def register(router: Router) -> None:
 
     @router.route("DELETE", "/collections/{collection_name}", shape=SHAPE, credential=key)
     def delete_collection(call: Call):
-        return {"erased": call.engine.delete_collection(call.params["collection_name"])}
+        erased = call.engine.delete_collection(call.params["collection_name"])
+        call.state.crops.clear()  # crops are anonymous: erasure removes them all (crops.py)
+        return {"erased": erased}
 
     @router.route("POST", "/persons", shape=SHAPE, credential=key, pooled=True, body=True)
     def create_person(call: Call):
@@ -116,7 +118,9 @@ def register(router: Router) -> None:
 
     @router.route("DELETE", "/persons/{person_id}", shape=SHAPE, credential=key)
     def delete_person(call: Call):
-        return {"erased": call.engine.delete_person(call.params["person_id"])}
+        erased = call.engine.delete_person(call.params["person_id"])
+        call.state.crops.clear()  # crops are anonymous: erasure removes them all (crops.py)
+        return {"erased": erased}
 
     @router.route("POST", "/persons/{person_id}/faces", shape=SHAPE, credential=key, pooled=True, body=True)
     def add_faces(call: Call):
@@ -137,4 +141,6 @@ def register(router: Router) -> None:
         except ValueError:
             raise InvalidInput("the face id must be a whole number", "INVALID_ARGUMENT") from None
         check_value("face_id", face_id, "integer", 0, 2**63 - 1)
-        return {"erased": call.engine.delete_face(call.params["person_id"], face_id)}
+        erased = call.engine.delete_face(call.params["person_id"], face_id)
+        call.state.crops.clear()  # crops are anonymous: erasure removes them all (crops.py)
+        return {"erased": erased}

@@ -3,9 +3,11 @@ fields marked), every error in its contract's shape, the security schemes, and t
 contract is ambiguous (each operation's description: the docstring of its contract module)."""
 from __future__ import annotations
 
+import re
+
 from .. import __version__
 from ..errors import CODES
-from . import (daemon, detect_attributes, face_compare, face_search, management, multi_face_extraction, ops,
+from . import (crops, daemon, detect_attributes, face_compare, face_search, management, multi_face_extraction, ops,
                unified_detect)
 from .http import RouteInfo
 
@@ -95,17 +97,41 @@ SCHEMAS = {
                     ["age", "gender", "passiveLivenessScore", "rectangle"])},
         ["hasError", "face"]),
     # contract 4
-    "UnifiedDetectRequest": obj({"url": {"type": "string", "description": "off in this version: "
-                                         "URL_INPUT_DISABLED"},
-                                 "img": B64, "num_frames": {"type": "integer", "minimum": 1, "maximum": 100,
-                                                            "default": 5},
+    "UnifiedDetectRequest": obj({"url": {"type": "string", "description": "http(s) URL of an image or a video "
+                                         "(takes priority over img). Off by default (URL_INPUT_DISABLED); when on "
+                                         "(api.url_inputs), only hosts on api.url_allow_hosts, every resolved "
+                                         "address checked (non-public ones refused unless allow-listed), "
+                                         "redirects re-checked, api.url_max_bytes and api.url_*_timeout_s; "
+                                         "refusals: URL_INVALID, URL_SCHEME_REFUSED, URL_HOST_NOT_ALLOWED, "
+                                         "URL_ADDRESS_REFUSED, URL_TOO_LARGE, URL_TIMEOUT, URL_FETCH_FAILED, "
+                                         "URL_CONTENT_REFUSED. The media type comes from the bytes, not the "
+                                         "extension."},
+                                 "img": {"type": "string", "contentEncoding": "base64",
+                                         "description": "base64 (or a data: URI) of an image, or (an extension of "
+                                                        "the contract) of a video: MP4/MOV, AVI, MKV/WebM, "
+                                                        "recognised by its bytes; limits api.max_video_bytes, "
+                                                        "api.max_video_seconds, api.max_video_pixels (codes "
+                                                        "INVALID_VIDEO, VIDEO_NO_FRAMES, VIDEO_TOO_LARGE, "
+                                                        "VIDEO_TOO_LONG)"},
+                                 "num_frames": {"type": "integer", "minimum": 1, "maximum": 100, "default": 5,
+                                                "description": "videos: frames sampled evenly, at indices "
+                                                               "floor(i * frame_count / num_frames); faces_obj is "
+                                                               "keyed by frame index"},
                                  "return_face_url": {"type": "boolean", "default": False},
                                  "single_face": {"type": "boolean", "default": False}}),
     "Point": arr(INT, minItems=2, maxItems=2),
     "FrameFaces": obj({"landmarks": arr(arr(ref("Point"), minItems=6, maxItems=6)),
                        "landmarks_str": arr(STR), "region": arr(arr(INT, minItems=4, maxItems=4)),
-                       "removed": arr({}), "frame_time": {"type": ["number", "null"]},
-                       "face_urls": {"type": ["array", "null"], "items": STR},
+                       "removed": {**arr(arr(INT, minItems=4, maxItems=4)),
+                                   "description": "videos: regions [x, y, width, height] of the previous sampled "
+                                                  "frame's faces that no face of this frame continues (greedy "
+                                                  "IoU >= tracking.iou, as the camera tracker); [] for images "
+                                                  "and frame 0"},
+                       "frame_time": {"type": ["number", "null"], "description": "seconds (videos); null for images"},
+                       "face_urls": {"type": ["array", "null"], "items": STR,
+                                     "description": "URLs of the face crops on this appliance, "
+                                                    "/faces/{token}.jpg, served with the key for "
+                                                    "api.face_url_ttl_s seconds"},
                        "crop_region": {"type": ["array", "null"], "items": arr(INT, minItems=4, maxItems=4)},
                        "crop_landmarks": {"type": ["array", "null"], "items": arr(ref("Point"))}},
                       ["landmarks", "landmarks_str", "region", "removed", "frame_time", "face_urls",
@@ -205,6 +231,8 @@ OPERATIONS = {
                                       detect_attributes, "DetectAttributesRequest", 200, "DetectAttributesResponse"),
     ("POST", "/face/detect"): ("Contract 4: faces and landmarks of an image", unified_detect,
                                "UnifiedDetectRequest", 200, "UnifiedDetectResponse"),
+    ("GET", "/faces/{token}.jpg"): ("Contract 4: a face crop from return_face_url (JPEG, for api.face_url_ttl_s; "
+                                     "404 FACE_URL_NOT_FOUND after)", crops, None, 200, None),
     ("POST", "/face/verify"): ("Contract 5: compare the faces of two images", face_compare, "VerifyRequest", 200,
                                "VerifyResponse"),
     ("POST", "/collections"): ("Create a collection", management, "CollectionRequest", 201, "Collection"),
@@ -237,7 +265,9 @@ ERROR_STATUSES = {400: "bad input (INVALID_JSON, MISSING_FIELD, INVALID_ARGUMENT
                   403: "a credential that is not a valid key (API_KEY_INVALID)",
                   404: "unknown collection, person or face",
                   409: "the collection exists, or another conflict",
-                  413: "body over api.max_body_bytes (BODY_TOO_LARGE) or image over images.max_bytes/max_pixels",
+                  413: "body over api.max_body_bytes (BODY_TOO_LARGE), image over images.max_bytes/max_pixels, "
+                       "video over api.max_video_* (VIDEO_TOO_LARGE, VIDEO_TOO_LONG), download over "
+                       "api.url_max_bytes (URL_TOO_LARGE)",
                   422: "no usable face: FACE_NOT_FOUND, TOO_MANY_FACES, quality and liveness codes, NOT_ENROLLED",
                   500: "a fault in faced (INTERNAL_ERROR, MODEL_ERROR, DB_CORRUPT)",
                   503: "busy: the inference pool is full (BUSY) or the request timed out (TIMEOUT); see Retry-After"}
@@ -260,8 +290,8 @@ def document(routes: list[RouteInfo], config) -> dict:
                      "security": SECURITY[route.credential], "responses": {}}
         if route.path == "/userauthentication":  # checked by the handler: header or JSON body
             operation["security"] = [{"C1ApiKey": []}]
-        parameters = [{"name": name.strip("{}"), "in": "path", "required": True, "schema": STR}
-                      for name in route.path.split("/") if name.startswith("{")]
+        parameters = [{"name": name, "in": "path", "required": True, "schema": STR}
+                      for name in re.findall(r"\{(\w+)\}", route.path)]
         if route.path == "/persons" and route.method == "GET":
             parameters += [{"name": "collection_name", "in": "query", "required": True, "schema": STR},
                            *_page(management.PAGE_LIMIT)]

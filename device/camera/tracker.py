@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import TrackingConfig
-from ..vision.face import iou
+from ..vision.boxes import match
 
 
 @dataclass
@@ -89,15 +89,8 @@ class Tracker:
     def update(self, ts: float, faces: list) -> list[tuple[Track, object]]:
         """Continue or start a track for each face; returns (track, face) pairs of this frame."""
         live = [t for t in self.tracks if t.last_seen < ts]
-        pairs = sorted(((iou(t.box, f.box), ti, fi) for ti, t in enumerate(live) for fi, f in enumerate(faces)),
-                       reverse=True)
-        used_t, used_f, result = set(), set(), []
-        for overlap, ti, fi in pairs:
-            if overlap < self.settings.iou:
-                break
-            if ti in used_t or fi in used_f:
-                continue
-            used_t.add(ti)
+        used_f, result = set(), []
+        for ti, fi in match([t.box for t in live], [f.box for f in faces], self.settings.iou):
             used_f.add(fi)
             track = live[ti]
             track.box, track.last_seen = np.asarray(faces[fi].box, dtype=float), ts

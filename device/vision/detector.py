@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from ..config import DetectorConfig
-from .face import Face, iou
+from .boxes import iou
+from .face import Face
 from .human import HumanCheck
 from .manifest import Manifest
 from .runtime import TFLiteModel, release_memory

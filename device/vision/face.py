@@ -48,15 +48,3 @@ class Face:
     @property
     def eye_distance(self) -> float:
         return float(np.linalg.norm(self.landmarks[1] - self.landmarks[0]))
-
-
-def iou(a, b) -> float:
-    """Intersection over union of two [x, y, w, h] boxes."""
-    ax, ay, aw, ah = (float(v) for v in a)
-    bx, by, bw, bh = (float(v) for v in b)
-    w = min(ax + aw, bx + bw) - max(ax, bx)
-    h = min(ay + ah, by + bh) - max(ay, by)
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / (aw * ah + bw * bh - inter)
