@@ -326,10 +326,6 @@ def cmd_onen(args) -> dict:
     enrolment, probes, strangers = onen_split(people, marked, args.enrol, args.min_images, args.strangers)
     with tempfile.TemporaryDirectory(prefix="faced-onen-") as scratch:
         scratch = Path(scratch)
-        for name, paths in enrolment.items():  # links, not copies, of the enrolment photos
-            (scratch / "enrol" / name).mkdir(parents=True)
-            for path in paths:
-                (scratch / "enrol" / name / path.name).symlink_to(path.resolve())
         db = scratch / "faced.db"
         env = dict(os.environ, **{f"FACED_{key.upper().replace('.', '_')}": str(value).lower()
                                   if isinstance(value, bool) else str(value)
@@ -337,12 +333,41 @@ def cmd_onen(args) -> dict:
         base = [sys.executable, "-m", "device.cli"] + (["--config", args.config] if args.config else []) + [
             "--db", str(db)]
         root = str(Path(__file__).resolve().parents[1])
-        for command in (["collections", "create", "onen"], ["enroll", str(scratch / "enrol"), "--collection", "onen",
-                                                               "--json"]):
-            done = subprocess.run(base + command, capture_output=True, text=True, env=env, cwd=root)
+
+        def faced(*command: str) -> str:
+            done = subprocess.run(base + list(command), capture_output=True, text=True, env=env, cwd=root)
             if done.returncode != 0:
                 raise SystemExit(f"faced {' '.join(command)} failed: {done.stderr.strip()}")
-        enrolled = json.loads(done.stdout)
+            return done.stdout
+
+        faced("collections", "create", "onen")
+        # As a user would: photos that `faced enroll` refuses (several faces, pose, inconsistent with the
+        # person's other photos) are replaced by the person's next photo, keeping at least one to probe with.
+        offered = {name: [] for name in enrolment}
+        accepted = {name: 0 for name in enrolment}
+        rejected = []
+        for _ in range(1 + args.retries):
+            short = [n for n in enrolment if accepted[n] < args.enrol
+                     and len(offered[n]) < len(enrolment[n]) + len(probes[n]) - 1]
+            if not short:
+                break
+            for name in short:  # links, not copies, of the enrolment photos
+                pool = enrolment[name] + probes[name]
+                more = pool[len(offered[name]):len(offered[name]) + (args.enrol - accepted[name]
+                                                                       if offered[name] else args.enrol)]
+                (scratch / "enrol" / name).mkdir(parents=True, exist_ok=True)
+                for path in more:
+                    (scratch / "enrol" / name / path.name).symlink_to(path.resolve())
+                offered[name] += more
+            result = json.loads(faced("enroll", str(scratch / "enrol"), "--collection", "onen", "--json"))
+            for person in result["persons"]:
+                accepted[person["person_name"]] += person["accepted"]
+            rejected += result["rejected"]
+            for refusal in result["rejected"]:  # a refused photo is taken out, not tried again
+                Path(refusal["source"]).unlink(missing_ok=True)
+        probes = {n: [p for p in enrolment[n] + probes[n] if p not in offered[n]] for n in enrolment}
+        enrolled = {"accepted": sum(accepted.values()), "rejected": rejected,
+                    "persons": [{"person_name": n, "person_id": n if accepted[n] else None} for n in enrolment]}
         overrides = dict(config_overrides(args), **{"store.db": str(db)})
         engine = Engine(load_config(args.config, overrides=overrides))
         threshold = engine.config.recognition.min_similarity_score
@@ -373,8 +398,8 @@ def cmd_onen(args) -> dict:
     rejected = sum(r["score"] is None or r["score"] < threshold for r in stranger_rows)
     return {
         "identities": len(enrolment), "enrolled_persons": len(enrolled_names),
-        "enrolment_photos": sum(len(p) for p in enrolment.values()), "enrolment_accepted": enrolled["accepted"],
-        "enrolment_rejected": enrolled["rejected"],
+        "enrolment_photos": sum(len(p) for p in offered.values()), "enrolment_accepted": enrolled["accepted"],
+        "enrolment_rejected": [dict(r, source=Path(r["source"]).name) for r in enrolled["rejected"]],
         "probes": len(counted), "probes_of_unenrolled": len(probe_rows) - len(counted),
         "rank1": rank1 / len(counted) if counted else None,
         "identified_at_threshold": identified / len(counted) if counted else None,
@@ -816,6 +841,8 @@ def main(argv: list[str] | None = None) -> int:
     onen.add_argument("--enrol", type=int, default=2, help="photos enrolled per person (default 2)")
     onen.add_argument("--min-images", type=int, default=5,
                       help="people searched when the CSV marks none: those with this many images (default 5)")
+    onen.add_argument("--retries", type=int, default=3,
+                      help="rounds that replace refused enrolment photos by the person's next ones (default 3)")
     onen.add_argument("--strangers", type=int, default=200, help="single-image people searched as strangers")
     onen.add_argument("--face", choices=("central", "largest"), default="central")
     onen.add_argument("--json", required=True)
