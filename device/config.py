@@ -160,6 +160,9 @@ class DetectorConfig:
 @dataclass
 class EmbedderConfig:
     precision: str = ""  # empty: the manifest's default for this machine
+    # Test-time flip: average the face's and its mirror's embeddings (one more SFace run per face). It changes
+    # the vectors: collections made with the other setting need `faced reembed` (README "Evaluation").
+    flip: bool = False
 
 
 @dataclass

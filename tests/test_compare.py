@@ -72,3 +72,19 @@ def test_cli_compare_without_face(faces_dir):
     assert result.returncode == 1
     assert "FACE_NOT_FOUND" in result.stderr and "brick.png" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_flip_embedding_averages_the_face_and_its_mirror(pipeline, faces_dir):
+    """With flip, a face and its mirror image give the same unit vector, unlike the plain embedding."""
+    from device.vision.embedder import SFaceEmbedder, l2_normalise
+
+    image = read_image_file(str(faces_dir / "face_recognition/examples/obama.jpg"))
+    aligned = pipeline.align(image, pipeline.detect(image)[:1])[0].aligned
+    mirror = np.ascontiguousarray(aligned[:, ::-1])
+    plain = pipeline.embedder
+    flip = SFaceEmbedder(pipeline.manifest, plain.prepare().model.variant.precision, flip=True)
+    vector = flip.embed(aligned)
+    assert abs(float(np.linalg.norm(vector)) - 1) < 1e-5
+    assert np.allclose(vector, flip.embed(mirror), atol=1e-5)
+    assert not np.allclose(plain.embed(aligned), plain.embed(mirror), atol=1e-3)
+    assert np.allclose(vector, l2_normalise(plain.embed(aligned) + plain.embed(mirror)), atol=1e-5)

@@ -11,6 +11,7 @@ from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "tools"))
 import evaluate  # noqa: E402
+from device.vision.face import Face  # noqa: E402
 
 
 def _evaluate(*args: str) -> subprocess.CompletedProcess:
@@ -99,3 +100,75 @@ def test_metrics():
     scores = np.r_[np.linspace(0.5, 1, 50), np.linspace(0, 0.6, 1000)]
     labels = np.r_[np.ones(50), np.zeros(1000)].astype(int)
     assert 0 < evaluate.tar_at_far(scores, labels, 1e-2) <= 1
+
+
+def test_pairs_sets_give_the_folds(tmp_path):
+    """LFW pairs.txt's header `SETS<TAB>N` and a CSV's fourth column name each pair's official set."""
+    (tmp_path / "lfw.txt").write_text("2\t1\nA\t1\t2\nB\t1\tC\t1\nD\t1\t2\nE\t1\tF\t1\n")
+    pairs, sets = evaluate.read_pairs_and_sets(tmp_path / "lfw.txt", tmp_path)
+    assert [p[2] for p in pairs] == [1, 0, 1, 0] and sets == ["1", "1", "2", "2"]
+    (tmp_path / "one.txt").write_text("1\t1\nA\t1\t2\nB\t1\tC\t1\n")
+    assert evaluate.read_pairs_and_sets(tmp_path / "one.txt", tmp_path)[1] is None
+    (tmp_path / "p.csv").write_text("path1,path2,same,set\na,b,1,3\nc,d,0,3\ne,f,1,4\ng,h,0,4\n")
+    assert evaluate.read_pairs_and_sets(tmp_path / "p.csv", tmp_path)[1] == ["3", "3", "4", "4"]
+    assert evaluate.read_pairs_and_sets(tmp_path / "p.csv", tmp_path)[0] == evaluate.read_pairs(tmp_path / "p.csv",
+                                                                                                 tmp_path)
+
+
+def test_kfold_over_official_sets():
+    # Set "a" separates at 0.5, set "b" at 0.8: a threshold learnt on one set misclassifies part of the other.
+    scores = np.array([0.6, 0.4, 0.9, 0.7, 0.55, 0.45, 0.85, 0.75])
+    labels = np.array([1, 0, 1, 0, 1, 0, 1, 0])
+    groups = ["a", "a", "b", "b", "a", "a", "b", "b"]
+    # Trained on "b" (threshold 0.85) -> on "a" all same pairs are rejected: 0.5; trained on "a" (threshold
+    # 0.55) -> on "b" the different pairs 0.7 and 0.75 are accepted: 0.5.
+    assert evaluate.kfold_accuracy(scores, labels, 2, groups=groups) == 0.5
+    assert evaluate.kfold_accuracy(scores, labels, 2, groups=["a"] * 4 + ["b"] * 4) != 0.5
+
+
+def test_central_face_choice():
+    def face(x, y, w):
+        return Face(box=np.array([x, y, w, w], np.float32), landmarks=np.zeros((5, 2), np.float32), score=0.9)
+
+    big_off_centre, small_central = face(0, 0, 120), face(100, 110, 60)  # image 250x250, centre 125,125
+    faces = [big_off_centre, small_central]  # largest first, as the detector orders them
+    assert evaluate.choose_face(faces, (250, 250, 3), "largest") is big_off_centre
+    assert evaluate.choose_face(faces, (250, 250, 3), "central") is small_central
+
+
+def test_pairs_face_choice_flip_and_detection_cache(faces_dir, tmp_path):
+    """--face and --flip reach the summary; a second run reuses the cached detections and gives the same
+    numbers as detecting again."""
+    cache = tmp_path / "det.npz"
+    args = ("pairs", str(faces_dir / "deepface/pairs_all.csv"), "--images", str(faces_dir / "deepface"))
+    first = _evaluate("--flip", *args, "--face", "largest", "--cache", str(cache), "--json", str(tmp_path / "a.json"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert cache.exists()
+    second = _evaluate("--flip", *args, "--face", "largest", "--cache", str(cache), "--json", str(tmp_path / "b.json"))
+    assert second.returncode == 0, second.stderr[-2000:]
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
+    assert a["face"] == "largest" and a["fold_source"] == "random" and a["folds"] == 10
+    assert a["embedder"]["precision"].endswith("+flip")
+    assert a["kfold_accuracy"] == b["kfold_accuracy"] and a["auc"] == b["auc"] and a["auc"] >= 0.99
+    plain = _evaluate("--no-flip", *args, "--cache", str(cache), "--json", str(tmp_path / "c.json"))
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    c = json.loads((tmp_path / "c.json").read_text())
+    assert c["face"] == "central" and not c["embedder"]["precision"].endswith("+flip")
+
+
+def test_onen_enrols_probes_and_counts_strangers(faces_dir, tmp_path):
+    """1:N on the deepface people with >= 5 photos (2 enrolled each), strangers from face_recognition."""
+    rows = (faces_dir / "deepface/labels.csv").read_text().splitlines()[1:]
+    labels = ["path,identity"] + [f"deepface/{r.split(',')[0]},{r.split(',')[1]}" for r in rows if r.split(",")[1]]
+    labels += ["face_recognition/examples/obama.jpg,obama", "face_recognition/examples/biden.jpg,biden"]
+    (tmp_path / "labels.csv").write_text("\n".join(labels) + "\n")
+    out = tmp_path / "onen.json"
+    result = _evaluate("onen", str(tmp_path / "labels.csv"), "--images", str(faces_dir), "--strangers", "2",
+                       "--json", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(out.read_text())
+    assert summary["identities"] == 3 and summary["enrolment_photos"] == 6  # df01 (10), df05 (5), df07 (5)
+    assert summary["probes"] + summary["probes_of_unenrolled"] == 20 - 6
+    assert summary["strangers"] == 2 and summary["threshold"] == 0.7
+    assert summary["rank1"] >= 0.9 and summary["strangers_rejected"] == 1.0
+    assert not list(tmp_path.glob("**/*.db"))  # the database lived in a temporary folder

@@ -280,3 +280,36 @@ def test_cli_search_json_shape(tmp_path, faces_dir):
         assert copy.collection("knn").faces == 9 and copy.integrity() == "ok"
     missing = run_faced("--db", db, "search", str(folder / "test/obama1.jpg"), "--collection", "nope")
     assert missing.returncode == 1 and "COLLECTION_NOT_FOUND" in missing.stderr
+
+
+def test_flip_is_part_of_the_embedder_identity(pipeline):
+    """An identity without flip is exactly the plain embedder's (databases made before the option stay valid)."""
+    from device.store.db import same_embedder
+    from device.vision.embedder import SFaceEmbedder
+
+    plain = pipeline.embedder.identity
+    variant = pipeline.embedder.prepare().model.variant
+    assert plain == {"model": variant.model, "precision": variant.precision, "sha256": variant.sha256}
+    flipped = SFaceEmbedder(pipeline.manifest, variant.precision, flip=True).identity
+    assert flipped == dict(plain, precision=variant.precision + "+flip")
+    assert same_embedder(plain, dict(plain)) and not same_embedder(plain, flipped)
+
+
+def test_collection_made_without_flip_is_refused_after_flip_until_reembedded(tmp_path, faces_dir):
+    db = str(tmp_path / "faced.db")
+    examples = faces_dir / "face_recognition/examples"
+    assert run_faced("--db", db, "collections", "create", "home").returncode == 0
+    assert run_faced("--db", db, "persons", "add", "--collection", "home", "--name", "Obama",
+                     str(examples / "obama.jpg")).returncode == 0
+    flip = {"FACED_EMBEDDER_FLIP": "true"}
+    refused = run_faced("--db", db, "search", str(examples / "obama2.jpg"), "--collection", "home", env=flip)
+    assert refused.returncode == 1 and "EMBEDDER_MISMATCH" in refused.stderr and "reembed" in refused.stderr
+    assert run_faced("--db", db, "reembed", "--collection", "home", env=flip).returncode == 0
+    found = run_faced("--db", db, "search", str(examples / "obama2.jpg"), "--collection", "home", "--json", env=flip)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["person_search_results"][0]["person_name"] == "Obama"
+    listed = json.loads(run_faced("--db", db, "collections", "list", "--json", env=flip).stdout)
+    assert "+flip" in json.dumps(listed)
+    # Back to the plain embedder: the flipped collection is refused in turn.
+    again = run_faced("--db", db, "search", str(examples / "obama2.jpg"), "--collection", "home")
+    assert again.returncode == 1 and "EMBEDDER_MISMATCH" in again.stderr

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Accuracy of faced's pipeline on labelled data: verification pairs, detection boxes, score calibration.
 
-  tools/evaluate.py pairs PAIRS --images ROOT --json OUT [--plot ROC.png]
+  tools/evaluate.py pairs PAIRS --images ROOT --json OUT [--face central|largest] [--flip] [--cache NPZ] [--plot ROC.png]
+  tools/evaluate.py onen LABELS_CSV --images ROOT --json OUT [--enrol 2] [--strangers 200] [--flip]
   tools/evaluate.py boxes XML [XML ...] [--ignore XML] [--negatives PATH ...] [--scale S ...] --json OUT
   tools/evaluate.py calibrate [--data ../shared/data | --labels CSV] [--write] --json OUT
   tools/evaluate.py liveness FOLDER_OR_CSV --json OUT [--plot DET.png]
@@ -13,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import os
 import random
+import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +33,10 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from device.config import load_config  # noqa: E402
-from device.errors import FacedError  # noqa: E402
+from device.errors import FaceError, FacedError  # noqa: E402
 from device.imaging import ImageLimits, read_image_file  # noqa: E402
 from device.vision.calibration import FAR_KNOTS, score_for_far  # noqa: E402
+from device.vision.face import Face  # noqa: E402
 from device.vision.pipeline import Pipeline  # noqa: E402
 
 FAR_LEVELS = {"1e-2": 1e-2, "1e-3": 1e-3, "1e-4": 1e-4}
@@ -48,12 +53,18 @@ def shared_data_dir() -> Path:
 
 
 def make_pipeline(args) -> Pipeline:
+    return Pipeline(load_config(getattr(args, "config", None), overrides=config_overrides(args)))
+
+
+def config_overrides(args) -> dict:
     overrides = {}
     if getattr(args, "precision", None):
         overrides["embedder.precision"] = args.precision
+    if getattr(args, "flip", None) is not None:
+        overrides["embedder.flip"] = args.flip
     if getattr(args, "detector_precision", None):
         overrides["detector.precision"] = args.detector_precision
-    return Pipeline(load_config(getattr(args, "config", None), overrides=overrides))
+    return overrides
 
 
 def limits() -> ImageLimits:
@@ -63,40 +74,107 @@ def limits() -> ImageLimits:
 # --------------------------------------------------------------------------------------------- pairs
 def read_pairs(path: Path, root: Path) -> list[tuple[Path, Path, int]]:
     """LFW pairs.txt (3- and 4-field lines) or CSV path,path,same (header optional, read by position)."""
+    return read_pairs_and_sets(path, root)[0]
+
+
+def read_pairs_and_sets(path: Path, root: Path) -> tuple[list[tuple[Path, Path, int]], list[str] | None]:
+    """The pairs and, when the file gives them, each pair's official set (the folds of LFW's protocol).
+
+    LFW pairs.txt: the header `SETS<TAB>N` says the file is SETS sets of N matched then N mismatched pairs.
+    CSV: a fourth column is the set (e.g. lfw-dev's path1,path2,same,set). None when no sets are given.
+    """
     text = path.read_text(encoding="utf-8-sig")
     rows = [row for row in csv.reader(text.splitlines()) if row and any(cell.strip() for cell in row)]
-    pairs = []
+    pairs, sets = [], []
     if len(rows[0]) >= 3:
         for row in rows:
             a, b, same = (cell.strip() for cell in row[:3])
             if same not in ("0", "1"):
                 continue  # header
             pairs.append((root / a, root / b, int(same)))
-        return pairs
-    for line in text.splitlines():
-        fields = line.split()
+            sets.append(row[3].strip() if len(row) >= 4 and row[3].strip() else None)
+        return pairs, (sets if all(sets) and len(set(sets)) > 1 else None)
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    header = lines[0] if len(lines[0]) == 2 and all(f.isdigit() for f in lines[0]) else None
+    for fields in lines:
         if len(fields) == 3:
             name, i, j = fields
             pairs.append((_lfw_path(root, name, i), _lfw_path(root, name, j), 1))
         elif len(fields) == 4:
             name_a, i, name_b, j = fields
             pairs.append((_lfw_path(root, name_a, i), _lfw_path(root, name_b, j), 0))
-    return pairs
+    if header and int(header[0]) > 1 and len(pairs) == int(header[0]) * 2 * int(header[1]):
+        per_set = 2 * int(header[1])
+        return pairs, [str(n // per_set + 1) for n in range(len(pairs))]
+    return pairs, None
 
 
 def _lfw_path(root: Path, name: str, number: str) -> Path:
     return root / name / f"{name}_{int(number):04d}.jpg"
 
 
-def embed_images(pipeline: Pipeline, paths: list[Path]) -> dict[Path, np.ndarray | None]:
-    """Embedding of the main (largest) face of each image; None where no face was found."""
+def central_face(faces: list[Face], shape: tuple[int, ...]) -> Face:
+    """The face whose box centre is nearest the image centre (LFW judges the person at the centre)."""
+    centre = np.array([shape[1] / 2, shape[0] / 2])
+    return min(faces, key=lambda f: float(np.hypot(*(np.array([f.box[0] + f.box[2] / 2,
+                                                               f.box[1] + f.box[3] / 2]) - centre))))
+
+
+def choose_face(faces: list[Face], shape: tuple[int, ...], choice: str) -> Face:
+    """`largest`: the detector's first face (faces come largest first); `central`: see central_face."""
+    return faces[0] if choice == "largest" else central_face(faces, shape)
+
+
+class DetectionCache:
+    """Detected boxes and landmarks per image in an .npz file, so that evaluating another embedder option
+    (flip, precision) does not detect again. Keyed by the image path and the detector settings."""
+
+    def __init__(self, path: str | None, pipeline: Pipeline):
+        self.path = Path(path) if path else None
+        self.key = json.dumps({k: getattr(pipeline.config.detector, k) for k in vars(pipeline.config.detector)},
+                              sort_keys=True, default=str)
+        self.entries: dict[str, list[tuple[list[float], list[float], float]]] = {}
+        if self.path and self.path.exists():
+            with np.load(self.path, allow_pickle=False) as data:
+                if str(data["key"]) == self.key:
+                    self.entries = json.loads(str(data["entries"]))
+        self.dirty = False
+
+    def faces(self, pipeline: Pipeline, path: Path, image: np.ndarray) -> list[Face]:
+        if self.path is None:
+            return pipeline.detect(image)
+        cached = self.entries.get(str(path))
+        if cached is None:
+            faces = pipeline.detect(image)
+            self.entries[str(path)] = [([float(v) for v in f.box], np.asarray(f.landmarks, float).ravel().tolist(),
+                                        float(f.score)) for f in faces]
+            self.dirty = True
+            return faces
+        return [Face(box=np.array(box, np.float32), landmarks=np.array(marks, np.float32).reshape(5, 2), score=score)
+                for box, marks, score in cached]
+
+    def save(self) -> None:
+        if self.path is not None and self.dirty:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(self.path, key=np.array(self.key), entries=np.array(json.dumps(self.entries)))
+
+
+def embed_images(pipeline: Pipeline, paths: list[Path], face: str = "largest", cache: DetectionCache | None = None
+                 ) -> dict[Path, np.ndarray | None]:
+    """Embedding of the chosen face (`largest` or `central`) of each image; None where no face was found."""
     embeddings = {}
     for path in tqdm(sorted(set(paths)), desc="embedding", unit="img", file=sys.stderr):
         try:
-            embeddings[path] = pipeline.main_face(read_image_file(str(path), limits())).embedding
+            image = read_image_file(str(path), limits())
+            faces = cache.faces(pipeline, path, image) if cache else pipeline.detect(image)
+            if not faces:
+                raise FaceError("no face found in the image", "FACE_NOT_FOUND")
+            embeddings[path] = pipeline.embed(image, [choose_face(faces, image.shape, face)])[0].embedding
         except FacedError as exc:
             tqdm.write(f"{path}: {exc.code}: {exc.message}", file=sys.stderr)
             embeddings[path] = None
+    if cache:
+        cache.save()
     return embeddings
 
 
@@ -126,10 +204,17 @@ def tar_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> float | No
     return float(np.mean(scores[labels == 1] > threshold))
 
 
-def kfold_accuracy(scores: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0) -> float:
-    """Accuracy with the threshold chosen on k-1 folds and applied to the held-out fold (LFW protocol)."""
-    index = np.random.default_rng(seed).permutation(len(scores))
-    parts = np.array_split(index, folds)
+def kfold_accuracy(scores: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0,
+                   groups: list[str] | None = None) -> float:
+    """Accuracy with the threshold chosen on k-1 folds and applied to the held-out fold (LFW protocol).
+
+    With `groups` (each pair's official set), the folds are those sets; otherwise `folds` random folds.
+    """
+    if groups is not None:
+        groups = np.asarray(groups)
+        parts = [np.flatnonzero(groups == g) for g in sorted(set(groups.tolist()))]
+    else:
+        parts = np.array_split(np.random.default_rng(seed).permutation(len(scores)), folds)
     accuracies = []
     for k, test in enumerate(parts):
         train = np.concatenate([p for j, p in enumerate(parts) if j != k])
@@ -146,10 +231,11 @@ def _best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
 
 def cmd_pairs(args) -> dict:
     pipeline = make_pipeline(args)
-    pairs = read_pairs(Path(args.pairs), Path(args.images))
+    pairs, sets = read_pairs_and_sets(Path(args.pairs), Path(args.images))
     if not pairs:
         raise SystemExit(f"no pairs in {args.pairs}")
-    embeddings = embed_images(pipeline, [p for a, b, _ in pairs for p in (a, b)])
+    cache = DetectionCache(args.cache, pipeline)
+    embeddings = embed_images(pipeline, [p for a, b, _ in pairs for p in (a, b)], args.face, cache)
     scores, labels, failed = [], [], []
     for a, b, same in pairs:
         if embeddings[a] is None or embeddings[b] is None:
@@ -162,15 +248,17 @@ def cmd_pairs(args) -> dict:
         labels.append(same)
     scores, labels = np.array(scores), np.array(labels)
     threshold = pipeline.config.recognition.match_score
-    folds = 10 if len(pairs) >= 100 else max(2, min(5, len(pairs) // 10))
+    folds = len(set(sets)) if sets else 10 if len(pairs) >= 100 else max(2, min(5, len(pairs) // 10))
     summary = {
         "pairs": len(pairs),
         "same_pairs": int(labels.sum()),
         "failed_detections": len(failed),
         "failed": failed,
         "accuracy": float(np.mean((scores >= threshold) == (labels == 1))),
-        "kfold_accuracy": kfold_accuracy(scores, labels, folds),
+        "kfold_accuracy": kfold_accuracy(scores, labels, folds, groups=sets),
         "folds": folds,
+        "fold_source": "official sets" if sets else "random",
+        "face": args.face,
         "auc": roc_auc(scores, labels),
         "tar_at_far": {name: tar_at_far(scores, labels, far) for name, far in FAR_LEVELS.items()},
         "threshold": threshold,
@@ -202,6 +290,125 @@ def plot_roc(scores: np.ndarray, labels: np.ndarray, path: Path, title: str) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+# ---------------------------------------------------------------------------------------------- onen
+def read_labels(path: Path, root: Path) -> tuple[dict[str, list[Path]], set[str]]:
+    """identity -> its images (sorted) from a CSV path,identity[,...]; and the identities marked
+    search_subset=1 (lfw-dev's 60 search identities; empty when the column is absent)."""
+    people: dict[str, list[Path]] = {}
+    marked = set()
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            people.setdefault(row["identity"], []).append(root / row["path"])
+            if row.get("search_subset") == "1":
+                marked.add(row["identity"])
+    return {name: sorted(paths) for name, paths in people.items()}, marked
+
+
+def onen_split(people: dict[str, list[Path]], marked: set[str], enrol: int, min_images: int, strangers: int
+               ) -> tuple[dict[str, list[Path]], dict[str, list[Path]], list[tuple[str, Path]]]:
+    """(enrolment photos, probe photos, stranger photos): the marked identities (or else every identity with
+    >= min_images images) enrolled from their first `enrol` images and probed with the rest; strangers are
+    single-image people, chosen by the sha256 of their name (a fixed pseudo-random pick)."""
+    known = sorted(marked or {n for n, paths in people.items() if len(paths) >= min_images})
+    singles = sorted((n for n, paths in people.items() if len(paths) == 1 and n not in known),
+                     key=lambda n: hashlib.sha256(n.encode()).hexdigest())[:strangers]
+    return ({n: people[n][:enrol] for n in known}, {n: people[n][enrol:] for n in known},
+            [(n, people[n][0]) for n in singles])
+
+
+def cmd_onen(args) -> dict:
+    """1:N: enrol with `faced enroll` into a database in a temporary folder, then search each probe's face."""
+    from device.engine import Engine
+
+    people, marked = read_labels(Path(args.labels), Path(args.images))
+    enrolment, probes, strangers = onen_split(people, marked, args.enrol, args.min_images, args.strangers)
+    with tempfile.TemporaryDirectory(prefix="faced-onen-") as scratch:
+        scratch = Path(scratch)
+        db = scratch / "faced.db"
+        env = dict(os.environ, **{f"FACED_{key.upper().replace('.', '_')}": str(value).lower()
+                                  if isinstance(value, bool) else str(value)
+                                  for key, value in config_overrides(args).items()})
+        base = [sys.executable, "-m", "device.cli"] + (["--config", args.config] if args.config else []) + [
+            "--db", str(db)]
+        root = str(Path(__file__).resolve().parents[1])
+
+        def faced(*command: str) -> str:
+            done = subprocess.run(base + list(command), capture_output=True, text=True, env=env, cwd=root)
+            if done.returncode != 0:
+                raise SystemExit(f"faced {' '.join(command)} failed: {done.stderr.strip()}")
+            return done.stdout
+
+        faced("collections", "create", "onen")
+        # As a user would: photos that `faced enroll` refuses (several faces, pose, inconsistent with the
+        # person's other photos) are replaced by the person's next photo, keeping at least one to probe with.
+        offered = {name: [] for name in enrolment}
+        accepted = {name: 0 for name in enrolment}
+        rejected = []
+        for _ in range(1 + args.retries):
+            short = [n for n in enrolment if accepted[n] < args.enrol
+                     and len(offered[n]) < len(enrolment[n]) + len(probes[n]) - 1]
+            if not short:
+                break
+            for name in short:  # links, not copies, of the enrolment photos
+                pool = enrolment[name] + probes[name]
+                more = pool[len(offered[name]):len(offered[name]) + (args.enrol - accepted[name]
+                                                                       if offered[name] else args.enrol)]
+                (scratch / "enrol" / name).mkdir(parents=True, exist_ok=True)
+                for path in more:
+                    (scratch / "enrol" / name / path.name).symlink_to(path.resolve())
+                offered[name] += more
+            result = json.loads(faced("enroll", str(scratch / "enrol"), "--collection", "onen", "--json"))
+            for person in result["persons"]:
+                accepted[person["person_name"]] += person["accepted"]
+            rejected += result["rejected"]
+            for refusal in result["rejected"]:  # a refused photo is taken out, not tried again
+                Path(refusal["source"]).unlink(missing_ok=True)
+        probes = {n: [p for p in enrolment[n] + probes[n] if p not in offered[n]] for n in enrolment}
+        enrolled = {"accepted": sum(accepted.values()), "rejected": rejected,
+                    "persons": [{"person_name": n, "person_id": n if accepted[n] else None} for n in enrolment]}
+        overrides = dict(config_overrides(args), **{"store.db": str(db)})
+        engine = Engine(load_config(args.config, overrides=overrides))
+        threshold = engine.config.recognition.min_similarity_score
+        enrolled_names = {p["person_name"] for p in enrolled["persons"] if p["person_id"]}
+
+        def best(path: Path):
+            image = read_image_file(str(path), limits())
+            faces = engine.pipeline.detect(image)
+            if not faces:
+                return None
+            face = choose_face(faces, image.shape, args.face)
+            matches = engine.search("onen", image, min_score=0.0, max_results=1, faces=[face])[0].matches
+            return (matches[0].person_name, matches[0].similarity_score) if matches else ("", 0.0)
+
+        probe_rows, stranger_rows = [], []
+        for name, paths in tqdm([(n, p) for n, ps in probes.items() for p in ps], desc="probes", file=sys.stderr):
+            found = best(paths)
+            probe_rows.append({"image": str(paths), "identity": name, "enrolled": name in enrolled_names,
+                               "top": found[0] if found else None, "score": found[1] if found else None})
+        for name, path in tqdm(strangers, desc="strangers", file=sys.stderr):
+            found = best(path)
+            stranger_rows.append({"image": str(path), "identity": name, "top": found[0] if found else None,
+                                  "score": found[1] if found else None})
+        engine.close()
+    counted = [r for r in probe_rows if r["enrolled"]]
+    rank1 = sum(r["top"] == r["identity"] for r in counted)
+    identified = sum(r["top"] == r["identity"] and r["score"] >= threshold for r in counted)
+    rejected = sum(r["score"] is None or r["score"] < threshold for r in stranger_rows)
+    return {
+        "identities": len(enrolment), "enrolled_persons": len(enrolled_names),
+        "enrolment_photos": sum(len(p) for p in offered.values()), "enrolment_accepted": enrolled["accepted"],
+        "enrolment_rejected": [dict(r, source=Path(r["source"]).name) for r in enrolled["rejected"]],
+        "probes": len(counted), "probes_of_unenrolled": len(probe_rows) - len(counted),
+        "rank1": rank1 / len(counted) if counted else None,
+        "identified_at_threshold": identified / len(counted) if counted else None,
+        "strangers": len(stranger_rows),
+        "strangers_rejected": rejected / len(stranger_rows) if stranger_rows else None,
+        "threshold": threshold, "face": args.face, "embedder": engine.pipeline.embedder.identity,
+        "misses": [r for r in counted if r["top"] != r["identity"] or r["score"] < threshold],
+        "strangers_accepted": [r for r in stranger_rows if r["score"] is not None and r["score"] >= threshold],
+    }
 
 
 # --------------------------------------------------------------------------------------------- boxes
@@ -617,12 +824,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="faced config file")
     parser.add_argument("--precision", help="embedder precision (default: the manifest's)")
     parser.add_argument("--detector-precision", help="detector precision (default: the manifest's)")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="embedder.flip: average the face's and its mirror's embeddings (default: config's)")
     commands = parser.add_subparsers(dest="command", required=True)
     pairs = commands.add_parser("pairs", help="verification accuracy on a pairs file")
     pairs.add_argument("pairs")
     pairs.add_argument("--images", required=True, help="folder the pair paths are relative to")
+    pairs.add_argument("--face", choices=("central", "largest"), default="central",
+                       help="which face of an image: nearest the image centre (LFW's protocol; default) or largest")
+    pairs.add_argument("--cache", help="npz file of detections, reused by later runs with other embedder options")
     pairs.add_argument("--plot", help="ROC plot PNG (default: next to --json)")
     pairs.add_argument("--json", required=True)
+    onen = commands.add_parser("onen", help="1:N search: enrol with `faced enroll`, probe, count strangers")
+    onen.add_argument("labels", help="CSV path,identity[,search_subset] (e.g. lfw-dev's labels.csv)")
+    onen.add_argument("--images", required=True, help="folder the label paths are relative to")
+    onen.add_argument("--enrol", type=int, default=2, help="photos enrolled per person (default 2)")
+    onen.add_argument("--min-images", type=int, default=5,
+                      help="people searched when the CSV marks none: those with this many images (default 5)")
+    onen.add_argument("--retries", type=int, default=3,
+                      help="rounds that replace refused enrolment photos by the person's next ones (default 3)")
+    onen.add_argument("--strangers", type=int, default=200, help="single-image people searched as strangers")
+    onen.add_argument("--face", choices=("central", "largest"), default="central")
+    onen.add_argument("--json", required=True)
     boxes = commands.add_parser("boxes", help="detection recall and false detections")
     boxes.add_argument("xml", nargs="+", help="imglab XML label files (their images are merged)")
     boxes.add_argument("--ignore", help="imglab XML of boxes to ignore")
@@ -645,7 +868,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("pairs", "liveness") and not args.plot:
         args.plot = str(Path(args.json).with_suffix(".roc.png" if args.command == "pairs" else ".det.png"))
-    handler = {"pairs": cmd_pairs, "boxes": cmd_boxes, "calibrate": cmd_calibrate,
+    handler = {"pairs": cmd_pairs, "onen": cmd_onen, "boxes": cmd_boxes, "calibrate": cmd_calibrate,
                "liveness": cmd_liveness}[args.command]
     summary = handler(args)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

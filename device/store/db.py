@@ -31,6 +31,13 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def same_embedder(a: dict, b: dict) -> bool:
+    """Whether vectors of embedder identities `a` and `b` mix: the same model file run the same way. The
+    precision names the variant and any option that changes the vectors (e.g. "dynamic+flip"), so an identity
+    recorded before such an option existed is still equal to the embedder's without it."""
+    return a["sha256"] == b["sha256"] and a["precision"] == b["precision"]
+
+
 @dataclass
 class Collection:
     id: int
@@ -219,8 +226,8 @@ class Store:
                 "vectors": collection.faces, "thumbnails": collection.faces}
 
     def check_embedder(self, collection: Collection, embedder: dict) -> None:
-        """Refuse to mix vectors of different embedders (a model file or precision change)."""
-        if collection.embedder["sha256"] != embedder["sha256"]:
+        """Refuse to mix vectors of different embedders (a model file, precision or flip change)."""
+        if not same_embedder(collection.embedder, embedder):
             raise EmbedderMismatch(
                 f"collection {collection.name!r} holds vectors of {collection.embedder['model']} "
                 f"{collection.embedder['precision']} ({collection.embedder['sha256'][:12]}), but the embedder now "

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import Conflict, FacedError, InvalidInput, StoreError
 from .codes import search_code
-from .db import NewFace, Store
+from .db import NewFace, Store, same_embedder
 
 
 def export_collection(store: Store, name: str, target: str | Path) -> dict:
@@ -54,7 +54,7 @@ def import_collection(store: Store, source: str | Path, embedder: dict, name: st
             raise FacedError(f"{source} is not a faced export (it holds {len(collections)} collections)",
                              "INVALID_EXPORT")
         theirs = collections[0]
-        if theirs.embedder["sha256"] != embedder["sha256"] and reembed is None:
+        if not same_embedder(theirs.embedder, embedder) and reembed is None:
             raise FacedError(
                 f"{source} was made with {theirs.embedder['model']} {theirs.embedder['precision']} "
                 f"({theirs.embedder['sha256'][:12]}), this device embeds with {embedder['model']} "
@@ -67,7 +67,7 @@ def import_collection(store: Store, source: str | Path, embedder: dict, name: st
             store.delete_collection(mine.name)  # no half-imported collection is left behind
             raise
     return {"collection_name": mine.name, "file": str(source), "persons": len(persons),
-            "faces": sum(len(p.face_ids) for p in persons), "reembedded": theirs.embedder["sha256"] != embedder["sha256"]}
+            "faces": sum(len(p.face_ids) for p in persons), "reembedded": not same_embedder(theirs.embedder, embedder)}
 
 
 def _open_export(source: Path, scratch: str) -> Store:
@@ -95,7 +95,7 @@ def _import_persons(store, incoming, theirs, mine, persons, embedder, reembed, n
                 raise Conflict(f"person {person.id} already exists in this database: import a copy with new ids "
                                "with --as NEW_NAME", "PERSON_EXISTS")
             faces = [_stored_face(incoming, face_id) for face_id in person.face_ids]
-            if theirs.embedder["sha256"] != embedder["sha256"]:
+            if not same_embedder(theirs.embedder, embedder):
                 faces = [NewFace(reembed(f.thumbnail), f.thumbnail, f.quality, f.source, f.sha256) for f in faces]
             store.insert_person(mine, person.name, faces, person.metadata, None if new_ids else person.id,
                                 person.created)

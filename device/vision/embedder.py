@@ -1,4 +1,9 @@
-"""SFace embedder: aligned 112x112 RGB face -> L2-normalised 128-d vector."""
+"""SFace embedder: aligned 112x112 RGB face -> L2-normalised 128-d vector.
+
+With `flip`, the vector is the mean of the face's and its mirror image's unit vectors, L2-normalised again
+(test-time augmentation: one more network run per face). Flipped vectors differ from plain ones, so the flip is
+part of the embedder's identity: its precision reads e.g. "dynamic+flip".
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -7,13 +12,17 @@ from .manifest import Manifest
 from .runtime import TFLiteModel
 
 
+FLIP_SUFFIX = "+flip"
+
+
 class SFaceEmbedder:
     name = "sface"
 
-    def __init__(self, manifest: Manifest, precision: str = "", threads: int = 2):
+    def __init__(self, manifest: Manifest, precision: str = "", threads: int = 2, flip: bool = False):
         self.manifest = manifest
         self.requested_precision = precision
         self.threads = threads
+        self.flip = flip
         self.model: TFLiteModel | None = None
 
     def prepare(self) -> "SFaceEmbedder":
@@ -25,11 +34,19 @@ class SFaceEmbedder:
     def identity(self) -> dict:
         """What produced the vectors: stores record it so that vectors of different models never mix."""
         variant = self.prepare().model.variant
-        return {"model": variant.model, "precision": variant.precision, "sha256": variant.sha256}
+        precision = variant.precision + (FLIP_SUFFIX if self.flip else "")
+        return {"model": variant.model, "precision": precision, "sha256": variant.sha256}
 
     def embed(self, aligned_rgb: np.ndarray) -> np.ndarray:
         """128-d unit vector of one aligned face (RGB uint8, 112x112); normalisation is inside the graph."""
-        return l2_normalise(self.embed_raw(aligned_rgb))
+        return self.from_raw(self.embed_raw(aligned_rgb), aligned_rgb)
+
+    def from_raw(self, raw: np.ndarray, aligned_rgb: np.ndarray) -> np.ndarray:
+        """The face's unit vector given the network's output for the crop (with `flip`, the mirror is run too)."""
+        vector = l2_normalise(raw)
+        if self.flip:
+            vector = l2_normalise(vector + l2_normalise(self.embed_raw(np.ascontiguousarray(aligned_rgb[:, ::-1]))))
+        return vector
 
     def embed_raw(self, aligned_rgb: np.ndarray) -> np.ndarray:
         """The network's 128-d output before L2 normalisation (its length says something about the input:
@@ -47,3 +64,4 @@ def l2_normalise(vector: np.ndarray) -> np.ndarray:
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(l2_normalise(a), l2_normalise(b)))
+

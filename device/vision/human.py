@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .align import align_face
-from .embedder import SFaceEmbedder, l2_normalise
+from .embedder import SFaceEmbedder
 from .face import Face
 
 
@@ -48,7 +48,7 @@ class HumanCheck:
         if face.aligned is None:
             face.aligned = align_face(image_rgb, face.landmarks)
         raw = self.embedder.embed_raw(face.aligned)
-        face.embedding = l2_normalise(raw)
+        face.embedding = self.embedder.from_raw(raw, face.aligned)
         check = face.check_score if face.check_score is not None else 0.0
         face.human_score = self.probability(human_features(raw, face.score, check))
         return face.human_score

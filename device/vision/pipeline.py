@@ -37,7 +37,8 @@ class Pipeline:
         self.config = config or Config()
         self.manifest = manifest or Manifest(self.config.vision.models_dir or None)
         threads = self.config.vision.threads
-        self.embedder = SFaceEmbedder(self.manifest, self.config.embedder.precision, threads)
+        self.embedder = SFaceEmbedder(self.manifest, self.config.embedder.precision, threads,
+                                      flip=self.config.embedder.flip)
         # The detector shares the embedder: its human check's embedding is the face's recognition embedding.
         self.detector = make_detector(self.manifest, self.config.detector, threads, embedder=self.embedder)
         self.mesh = FaceMesh(self.manifest, threads)
