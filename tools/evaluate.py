@@ -686,7 +686,8 @@ def cmd_calibrate(args) -> dict:
     return summary
 
 
-def write_calibration(pipeline: Pipeline, summary: dict) -> None:
+def set_sface_entry(pipeline: Pipeline, key: str, value: dict) -> None:
+    """Write models/manifest.toml with [sface.<key>] replaced by `value` (calibration, human check)."""
     import tomli_w
 
     try:
@@ -696,7 +697,13 @@ def write_calibration(pipeline: Pipeline, summary: dict) -> None:
     path = pipeline.manifest.dir / "manifest.toml"
     with open(path, "rb") as handle:
         manifest = tomllib.load(handle)
-    manifest["sface"]["calibration"] = {
+    manifest["sface"][key] = value
+    with open(path, "wb") as handle:
+        tomli_w.dump(manifest, handle)
+
+
+def write_calibration(pipeline: Pipeline, summary: dict) -> None:
+    set_sface_entry(pipeline, "calibration", {
         "cosine": summary["calibration"]["cosine"],
         "score": summary["calibration"]["score"],
         "method": "normal model of the different-person cosine tail, fitted on empirical quantiles "
@@ -707,9 +714,8 @@ def write_calibration(pipeline: Pipeline, summary: dict) -> None:
                       f"{summary['check']['genuine_pairs']} same-person pairs not used for fitting",
         "check": summary["check"]["operating_points"],
         "embedder_precision": summary["embedder"]["precision"],
-    }
-    with open(path, "wb") as handle:
-        tomli_w.dump(manifest, handle)
+    })
+
 
 
 # ------------------------------------------------------------------------------------------ liveness

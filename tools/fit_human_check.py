@@ -337,16 +337,7 @@ def plot(summary: dict, path: Path) -> None:
 
 
 def write(pipeline: Pipeline, model: dict, summary: dict) -> None:
-    import tomli_w
-
-    try:
-        import tomllib
-    except ModuleNotFoundError:
-        import tomli as tomllib
-    path = pipeline.manifest.dir / "manifest.toml"
-    with open(path, "rb") as handle:
-        manifest = tomllib.load(handle)
-    manifest["sface"]["human_check"] = {
+    evaluate.set_sface_entry(pipeline, "human_check", {
         "features": "SFace unit vector (128), log of its raw length, YuNet score, BlazeFace check score "
                     "(device/vision/human.py human_features)",
         "method": f"class-balanced logistic regression, L2 {summary['fit']['l2']}, standardised features "
@@ -360,9 +351,8 @@ def write(pipeline: Pipeline, model: dict, summary: dict) -> None:
         "scale": [round(float(v), 6) for v in model["scale"]],
         "weights": [round(float(v), 6) for v in model["weights"]],
         "bias": round(float(model["bias"]), 6),
-    }
-    with open(path, "wb") as handle:
-        tomli_w.dump(manifest, handle)
+    })
+
 
 
 if __name__ == "__main__":
