@@ -58,6 +58,8 @@ class ApiConfig:
     url_max_bytes: int = field(default=16 * 1024 * 1024, metadata=_range(1024, 1024 * 1024 * 1024))
     # return_face_url: crops are served at /faces/{token}.jpg (with the key) for this long, in memory.
     face_url_ttl_s: int = field(default=600, metadata=_range(1, 86400))
+    # The web console's session cookie (POST /ui/session): its lifetime, in memory (a restart signs out).
+    session_ttl_s: int = field(default=8 * 3600, metadata=_range(60, 30 * 86400))
 
 
 @dataclass

@@ -59,18 +59,21 @@ def test_document_is_valid_and_complete(api, doc):
               ("POST", "/persons/{person_id}/faces"), ("DELETE", "/persons/{person_id}/faces/{face_id}"),
               ("GET", "/faces/{token}.jpg"), ("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/metrics"),
               # the daemon's (faced run serves them)
-              ("GET", "/events"), ("GET", "/events/stream"), ("GET", "/cameras"),
-              ("GET", "/cameras/{name}/snapshot.jpg")}
+              ("GET", "/events"), ("GET", "/events/{event_id}"), ("GET", "/events/stream"), ("GET", "/cameras"),
+              ("GET", "/cameras/{name}/snapshot.jpg"),
+              # the console's session, and the thumbnails its People page shows
+              ("POST", "/ui/session"), ("GET", "/ui/session"), ("DELETE", "/ui/session"),
+              ("GET", "/persons/{person_id}/faces/{face_id}/thumbnail.jpg")}
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert documented == routes
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             for status in ("400", "401", "403", "413", "422", "503"):
                 assert status in operation["responses"], (method, path, status)
-            if path != "/health":
+            if (method, path) not in (("get", "/health"), ("post", "/ui/session")):  # open; the key in the body
                 assert operation["security"], (method, path)
             assert operation["description"]  # the decisions taken for this contract
-    assert {"ApiKey", "Basic", "Bearer", "SubscriptionKey", "AuthKey"} <= set(doc["components"]["securitySchemes"])
+    assert {"ApiKey", "Basic", "Bearer", "SubscriptionKey", "AuthKey", "Session"} <= set(doc["components"]["securitySchemes"])
 
 
 def test_contract_examples_validate(doc):

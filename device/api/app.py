@@ -10,16 +10,17 @@ from dataclasses import dataclass
 
 import bottle
 
-from . import (daemon, detect_attributes, face_compare, face_search, management, multi_face_extraction, ops,
+from . import (console, daemon, detect_attributes, face_compare, face_search, management, multi_face_extraction, ops,
                unified_detect)
-from .auth import Authenticator, Tokens
+from .auth import Authenticator, Sessions, Tokens
 from .crops import Crops
 from .fetch import Fetcher
 from .http import Router, dumps
 from .metrics import Metrics
 from .pool import InferencePool
 
-MODULES = (multi_face_extraction, face_search, detect_attributes, unified_detect, face_compare, management, ops)
+MODULES = (multi_face_extraction, face_search, detect_attributes, unified_detect, face_compare, management, ops,
+           console)
 
 
 @dataclass
@@ -44,7 +45,7 @@ def make_app(engine, started: float | None = None, pool: InferencePool | None = 
     config = engine.config
     pool = pool or InferencePool(config.api.workers, config.api.queue)
     tokens = Tokens(config.api.token_ttl_s)
-    state = ApiState(engine, config, pool, tokens, Authenticator(engine, tokens), Metrics(pool),
+    state = ApiState(engine, config, pool, tokens, Authenticator(engine, tokens, Sessions(config.api.session_ttl_s)), Metrics(pool),
                      started or time.time(), service=service, crops=Crops(config.api.face_url_ttl_s),
                      fetcher=Fetcher(config.api))
     app = bottle.Bottle(catchall=True)

@@ -7,6 +7,13 @@
 | bearer       | `Authorization: Bearer KEY` (or the bare key), else `x-api-key` | contract 4      |
 | subscription | `Subscriptionkey: KEY`                    | contract 5                            |
 | authkey      | `authkey: TOKEN` from POST /userauthentication | contract 1                       |
+| session      | none: POST /ui/session itself takes the key in its body and sets the cookie | the console |
+
+The web console (device/api/console.py) signs in at POST /ui/session with a key and gets the cookie
+`faced_session` (HttpOnly, SameSite=Strict, Max-Age api.session_ttl_s, Secure over TLS) and a CSRF token. Every
+x-api-key endpoint then accepts that cookie in place of the header; a state-changing request (not GET, HEAD or
+OPTIONS) made with the cookie must also carry the token in `X-CSRF-Token` (CSRF_TOKEN_INVALID, 403). An unknown
+or expired cookie without a key is SESSION_INVALID (401). A session dies with its key, like an authkey.
 
 No credential: API_KEY_MISSING (401). A credential that is not a valid key: API_KEY_INVALID (403). An authkey
 that is unknown, expired, or whose key was revoked since: TOKEN_INVALID (401, contract 1's own rule). Neither a
@@ -17,15 +24,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 
 from ..errors import AuthError
 
-OPEN, X_API_KEY, BASIC, BEARER, SUBSCRIPTION, AUTHKEY = "open", "x-api-key", "basic", "bearer", "subscription", \
-    "authkey"
+OPEN, X_API_KEY, BASIC, BEARER, SUBSCRIPTION, AUTHKEY, SESSION = "open", "x-api-key", "basic", "bearer", \
+    "subscription", "authkey", "session"
 MAX_TOKENS = 10_000
+COOKIE = "faced_session"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def missing(what: str) -> AuthError:
@@ -75,10 +86,77 @@ class Tokens:
                 del self._tokens[digest]
 
 
+@dataclass
+class Session:
+    key_name: str
+    csrf: str
+    expires: float  # time.monotonic()
+
+
+class Sessions:
+    """The console's sessions: random ids in a cookie, in memory only (a restart signs everyone out), each tied
+    to the key that opened it, expiring after api.session_ttl_s. Only sha256 of an id is kept."""
+
+    def __init__(self, ttl_s: int):
+        self.ttl_s = ttl_s
+        self._sessions: dict[bytes, Session] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _digest(session_id: str) -> bytes:
+        return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).digest()
+
+    def open(self, key_name: str) -> tuple[str, Session]:
+        session_id = secrets.token_urlsafe(32)
+        now = time.monotonic()
+        session = Session(key_name, secrets.token_urlsafe(32), now + self.ttl_s)
+        with self._lock:
+            for digest in [d for d, s in self._sessions.items() if s.expires <= now]:
+                del self._sessions[digest]
+            while len(self._sessions) >= MAX_TOKENS:
+                del self._sessions[next(iter(self._sessions))]
+            self._sessions[self._digest(session_id)] = session
+        return session_id, session
+
+    def get(self, session_id: str) -> Session | None:
+        digest = self._digest(session_id)
+        with self._lock:
+            session = self._sessions.get(digest)
+            if session is not None and session.expires <= time.monotonic():
+                del self._sessions[digest]
+                session = None
+        return session
+
+    def close(self, session_id: str) -> None:
+        with self._lock:
+            self._sessions.pop(self._digest(session_id), None)
+
+
+def session_cookie(headers) -> str | None:
+    """The value of the console's cookie in a request's Cookie header, if any."""
+    raw = headers.get("Cookie") or ""
+    for part in raw.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE and value:
+            return value
+    return None
+
+
 class Authenticator:
-    def __init__(self, engine, tokens: Tokens):
+    def __init__(self, engine, tokens: Tokens, sessions: Sessions | None = None):
         self.engine = engine
         self.tokens = tokens
+        self.sessions = sessions or Sessions(3600)
+
+    def session(self, headers) -> Session | None:
+        """The live session of the request's cookie (None without a cookie, or when it is unknown, expired or
+        its key was revoked)."""
+        session_id = session_cookie(headers)
+        session = self.sessions.get(session_id) if session_id else None
+        if session is not None and not any(k.name == session.key_name for k in self.engine.keys()):
+            self.sessions.close(session_id)
+            session = None
+        return session
 
     def key(self, presented: str) -> str:
         """The name of the key `presented` is; API_KEY_INVALID otherwise."""
@@ -87,11 +165,13 @@ class Authenticator:
             raise invalid()
         return name
 
-    def check(self, style: str, headers) -> str | None:
+    def check(self, style: str, headers, method: str = "GET") -> str | None:
         """The key name a request's credential belongs to (None for open endpoints)."""
-        if style == OPEN:
+        if style in (OPEN, SESSION):
             return None
         if style == X_API_KEY:
+            if not (headers.get("x-api-key") or "").strip() and session_cookie(headers):
+                return self.by_session(headers, method)
             return self.key(_header(headers, "x-api-key", "the x-api-key header"))
         if style == SUBSCRIPTION:
             return self.key(_header(headers, "Subscriptionkey", "the Subscriptionkey header"))
@@ -114,6 +194,17 @@ class Authenticator:
                 self.tokens.check(token)
             return name
         raise ValueError(f"unknown credential style {style!r}")
+
+    def by_session(self, headers, method: str) -> str:
+        session = self.session(headers)
+        if session is None:
+            raise AuthError("the console session is unknown or has expired: sign in again", "SESSION_INVALID")
+        if method.upper() not in SAFE_METHODS:
+            presented = (headers.get("X-CSRF-Token") or "").strip()
+            if not presented or not hmac.compare_digest(presented.encode(), session.csrf.encode()):
+                raise AuthError("a request with the session cookie that changes something needs the "
+                                "X-CSRF-Token header from POST /ui/session", "CSRF_TOKEN_INVALID")
+        return session.key_name
 
     def _basic(self, headers) -> str:
         authorization = (headers.get("Authorization") or "").strip()

@@ -3,6 +3,8 @@ management endpoints, `x-api-key`; errors in contract 2's shape).
 
     GET /events?camera=&person=&type=&since=&limit=100&offset=0   history, newest first
         -> {"events": [...], "limit", "offset", "next_offset" (null on the last page)}
+    GET /events/{event_id}                                        one stored event (EVENT_NOT_FOUND: unknown
+        or pruned)
     GET /events/stream                                            server-sent events, one `event: <type>`
         with `id: <seq>` and `data: <event JSON>` per event as it happens; a comment every 15 s keeps it open
     GET /cameras               -> {"cameras": [{"name", "state", "fps", "dropped", "last_frame_age_s", ...}]}
@@ -36,6 +38,13 @@ def register(router: Router) -> None:
                                       limit=limit, offset=offset)
         return {"events": rows, "limit": limit, "offset": offset,
                 "next_offset": offset + len(rows) if len(rows) == limit else None}
+
+    @router.route("GET", "/events/{event_id}", shape=SHAPE, credential=auth.X_API_KEY)
+    def event(call: Call):
+        found = call.state.service.outbox.event(call.params["event_id"])
+        if found is None:
+            raise NotFound(f"no stored event {call.params['event_id']!r}", "EVENT_NOT_FOUND")
+        return found
 
     @router.route("GET", "/events/stream", shape=SHAPE, credential=auth.X_API_KEY)
     def stream(call: Call):

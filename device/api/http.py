@@ -189,7 +189,7 @@ class Router:
         environ = request.environ
         busy_reason = None
         try:
-            call.key_name = state.auth.check(info.credential, request.headers)
+            call.key_name = state.auth.check(info.credential, request.headers, info.method)
             ticket = state.pool.admit() if info.pooled else None
             try:
                 if body:

@@ -13,13 +13,14 @@ PATCH  /persons/{person_id} {"person_name"?, "metadata"?}     the person
 DELETE /persons/{person_id}                                   {"erased": {...}}
 POST   /persons/{person_id}/faces {"images_base_64": [...], "force"}   201 {"person_id", "faces": [...]}
 DELETE /persons/{person_id}/faces/{face_id}                   {"erased": {...}}
+GET    /persons/{person_id}/faces/{face_id}/thumbnail.jpg     the face's stored 112x112 thumbnail (JPEG)
 
 When no image of a request is accepted nothing is stored and the answer is 422 ERR_NOT_ENROLLED with each
 image's outcome in metadata.faces.
 """
 from __future__ import annotations
 
-from ..errors import FacedError, InvalidInput
+from ..errors import FacedError, InvalidInput, NotFound
 from . import auth
 from .http import Call, Reply, Router, check_value
 
@@ -57,6 +58,14 @@ def query_int(call: Call, name: str, default: int, lo: int, hi: int) -> int:
     except ValueError:
         raise InvalidInput(f"the query parameter {name!r} must be a whole number", "INVALID_ARGUMENT") from None
     return check_value(name, value, "integer", lo, hi)
+
+
+def face_id_param(call: Call) -> int:
+    try:
+        face_id = int(call.params["face_id"])
+    except ValueError:
+        raise InvalidInput("the face id must be a whole number", "INVALID_ARGUMENT") from None
+    return check_value("face_id", face_id, "integer", 0, 2**63 - 1)
 
 
 def register(router: Router) -> None:
@@ -136,11 +145,15 @@ def register(router: Router) -> None:
 
     @router.route("DELETE", "/persons/{person_id}/faces/{face_id}", shape=SHAPE, credential=key)
     def delete_face(call: Call):
-        try:
-            face_id = int(call.params["face_id"])
-        except ValueError:
-            raise InvalidInput("the face id must be a whole number", "INVALID_ARGUMENT") from None
-        check_value("face_id", face_id, "integer", 0, 2**63 - 1)
-        erased = call.engine.delete_face(call.params["person_id"], face_id)
+        erased = call.engine.delete_face(call.params["person_id"], face_id_param(call))
         call.state.crops.clear()  # crops are anonymous: erasure removes them all (crops.py)
         return {"erased": erased}
+
+    @router.route("GET", "/persons/{person_id}/faces/{face_id}/thumbnail.jpg", shape=SHAPE, credential=key)
+    def face_thumbnail(call: Call):
+        face_id = face_id_param(call)
+        person = call.engine.person(call.params["person_id"])
+        if face_id not in person.face_ids:
+            raise NotFound(f"person {person.id} has no face {face_id}", "FACE_ID_NOT_FOUND")
+        return Reply(raw=call.engine.thumbnail(face_id), content_type="image/jpeg",
+                     headers={"Cache-Control": "private, max-age=3600"})

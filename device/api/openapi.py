@@ -7,7 +7,7 @@ import re
 
 from .. import __version__
 from ..errors import CODES
-from . import (crops, daemon, detect_attributes, face_compare, face_search, management, multi_face_extraction, ops,
+from . import (console, crops, daemon, detect_attributes, face_compare, face_search, management, multi_face_extraction, ops,
                unified_detect)
 from .http import RouteInfo
 
@@ -191,6 +191,12 @@ SCHEMAS = {
     "Cameras": obj({"cameras": arr(obj({"name": STR, "state": STR, "fps": NUM, "dropped": INT,
                                         "last_frame_age_s": {"type": ["number", "null"]}},
                                        ["name", "state"]))}, ["cameras"]),
+    # the console
+    "SessionRequest": obj({"key": {"type": "string", "description": "an API key"}}, ["key"]),
+    "Session": obj({"key_name": STR, "csrf_token": {"type": "string", "description": "send it as X-CSRF-Token "
+                                                    "on every state-changing request made with the cookie"},
+                    "expires_in": INT}, ["key_name", "csrf_token", "expires_in"]),
+    "SignedOut": obj({"signed_out": BOOL}, ["signed_out"]),
     # operations
     "Health": obj({"status": {"type": "string", "enum": ["ok", "degraded"]}, "version": STR, "uptime_s": NUM,
                    "models": {"type": "object"}, "database": {"type": "object"},
@@ -209,10 +215,13 @@ SECURITY_SCHEMES = {
     "SubscriptionKey": {"type": "apiKey", "in": "header", "name": "Subscriptionkey", "description": "contract 5"},
     "AuthKey": {"type": "apiKey", "in": "header", "name": "authkey",
                 "description": "contract 1: a token from POST /userauthentication, valid api.token_ttl_s"},
+    "Session": {"type": "apiKey", "in": "cookie", "name": "faced_session",
+                "description": "the console's session cookie from POST /ui/session, in place of x-api-key; "
+                               "state-changing requests also need the X-CSRF-Token header"},
     "C1ApiKey": {"type": "apiKey", "in": "header", "name": "apikey",
                  "description": "contract 1's POST /userauthentication: the key"},
 }
-SECURITY = {"open": [], "x-api-key": [{"ApiKey": []}], "basic": [{"Basic": []}],
+SECURITY = {"open": [], "session": [{"Session": []}], "x-api-key": [{"ApiKey": []}, {"Session": []}], "basic": [{"Basic": []}],
             "bearer": [{"Bearer": []}, {"ApiKey": []}], "subscription": [{"SubscriptionKey": []}],
             "authkey": [{"AuthKey": []}]}
 SHAPE_SCHEMA = {f"contract{i}": f"Contract{i}Error" for i in range(1, 6)}
@@ -249,7 +258,14 @@ OPERATIONS = {
     ("POST", "/persons/{person_id}/faces"): ("Add faces to a person", management, "FacesRequest", 201,
                                              "Enrolment"),
     ("DELETE", "/persons/{person_id}/faces/{face_id}"): ("Erase one face", management, None, 200, "Erased"),
+    ("GET", "/persons/{person_id}/faces/{face_id}/thumbnail.jpg"): ("A face's stored thumbnail (JPEG)", management,
+                                                                    None, 200, None),
+    ("POST", "/ui/session"): ("Console: sign in with a key (sets the session cookie)", console,
+                              "SessionRequest", 201, "Session"),
+    ("GET", "/ui/session"): ("Console: the current session and its CSRF token", console, None, 200, "Session"),
+    ("DELETE", "/ui/session"): ("Console: sign out", console, None, 200, "SignedOut"),
     ("GET", "/events"): ("Event history, newest first (paginated)", daemon, None, 200, "Events"),
+    ("GET", "/events/{event_id}"): ("One stored event", daemon, None, 200, "Event"),
     ("GET", "/events/stream"): ("Events as they happen (server-sent events)", daemon, None, 200, None),
     ("GET", "/cameras"): ("Cameras: state, frames/s, dropped frames, last frame's age", daemon, None, 200,
                           "Cameras"),
@@ -290,6 +306,8 @@ def document(routes: list[RouteInfo], config) -> dict:
                      "security": SECURITY[route.credential], "responses": {}}
         if route.path == "/userauthentication":  # checked by the handler: header or JSON body
             operation["security"] = [{"C1ApiKey": []}]
+        if (route.method, route.path) == ("POST", "/ui/session"):  # the key is in the JSON body
+            operation["security"] = []
         parameters = [{"name": name, "in": "path", "required": True, "schema": STR}
                       for name in re.findall(r"\{(\w+)\}", route.path)]
         if route.path == "/persons" and route.method == "GET":

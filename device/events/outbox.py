@@ -159,6 +159,11 @@ class Outbox:
         rows = self.store.connection.execute(sql + " ORDER BY seq DESC LIMIT ? OFFSET ?", (*values, limit, offset))
         return [json.loads(r[0]) for r in rows]
 
+    def event(self, event_id: str) -> dict | None:
+        """One stored event by its event_id (None when unknown or pruned)."""
+        row = self.store.connection.execute("SELECT payload FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def prune(self, now: float) -> int:
         """Forget history older than events.history_days; returns how many events went."""
         cutoff = utc_iso((datetime.fromtimestamp(now, timezone.utc) - timedelta(days=self.history_days)).timestamp())
