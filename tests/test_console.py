@@ -130,7 +130,7 @@ def blur_and_shoot(page, name: str) -> None:
     """A screenshot for the README with every image blurred (the faces' photos may not be redistributed)."""
     page.eval_on_selector_all("img", "images => images.forEach(i => i.style.filter = 'blur(7px)')")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def thumbnails_loaded(page, selector: str) -> int:
