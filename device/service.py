@@ -102,7 +102,7 @@ class Service:
         self.presence = Presence(self.outbox, config.events.absence_timeout_s)
         sink = EventSink(self.outbox, self.presence, config.events.thumbnail)
         if config.cameras:
-            engine.prepare(liveness=any(c.liveness == "passive" for c in config.cameras.values()))
+            engine.prepare(liveness=any(c.liveness in ("passive", "both") for c in config.cameras.values()))
         for name, settings in config.cameras.items():
             try:
                 self.cameras[name] = Camera(name, settings, engine, sink, self.priority)
@@ -202,6 +202,7 @@ class Service:
                 if self.outbox is not None and now >= next_prune:
                     next_prune = now + PRUNE_EVERY_S
                     self.outbox.prune(time.time())
+                    self.engine.visitors.expire()
             except FacedError as exc:
                 log.warning("housekeeping: %s", exc.message)
             if interval and now >= next_ping and self.healthy():

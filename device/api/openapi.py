@@ -165,6 +165,13 @@ SCHEMAS = {
     "Cameras": obj({"cameras": arr(obj({"name": STR, "state": STR, "fps": NUM, "dropped": INT,
                                         "last_frame_age_s": {"type": ["number", "null"]}},
                                        ["name", "state"]))}, ["cameras"]),
+    "Visitor": obj({"visitor_id": STR, "collection_name": STR, "first_seen": STR, "last_seen": STR,
+                    "visits": INT, "camera": {"type": ["string", "null"]}, "faces": INT},
+                   ["visitor_id", "collection_name", "first_seen", "last_seen", "visits", "faces"]),
+    "Visitors": obj({"visitors": arr(ref("Visitor"))}, ["visitors"]),
+    "PromoteRequest": obj({"person_name": STR, "collection_name": {"type": "string", "description":
+                                                                   "default: the visitor's collection"},
+                           "force": BOOL}, ["person_name"]),
     # operations
     "Health": obj({"status": {"type": "string", "enum": ["ok", "degraded"]}, "version": STR, "uptime_s": NUM,
                    "models": {"type": "object"}, "database": {"type": "object"},
@@ -227,6 +234,11 @@ OPERATIONS = {
                           "Cameras"),
     ("GET", "/cameras/{name}/snapshot.jpg"): ("A camera's latest frame with boxes and names", daemon, None, 200,
                                                None),
+    ("GET", "/visitors"): ("Recurring unknown visitors, most recently seen first", daemon, None, 200, "Visitors"),
+    ("POST", "/visitors/{visitor_id}/promote"): ("Make a named person from a visitor's stored faces", daemon,
+                                                 "PromoteRequest", 201, "Enrolment"),
+    ("DELETE", "/visitors/{visitor_id}"): ("Erase a visitor with its faces and events", daemon, None, 200,
+                                           "Erased"),
     ("GET", "/health"): ("Health (open)", ops, None, 200, "Health"),
     ("GET", "/openapi.json"): ("This document", ops, None, 200, None),
     ("GET", "/metrics"): ("Prometheus metrics", ops, None, 200, None),
@@ -271,6 +283,9 @@ def document(routes: list[RouteInfo], config) -> dict:
                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                                        "maximum": daemon.EVENT_LIMIT,
                                                                        "default": 100}}]
+        if route.path == "/visitors":
+            parameters.append({"name": "collection_name", "in": "query", "schema": STR,
+                               "description": "only this collection's visitors"})
         if route.path == "/MultiFaceExtraction":
             parameters.append({"name": "apikey", "in": "header", "required": False, "schema": STR,
                                "description": "\"0\" (no encryption; faced never encrypts) or the key"})
