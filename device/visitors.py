@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import InvalidInput, NotFound
 from .imaging import encode_thumbnail
-from .events.outbox import utc_iso
+from .validation import utc_iso
 
 DAY_S = 86400.0
 

@@ -157,7 +157,9 @@ SCHEMAS = {
                                                          "enum": ["recognized", "unknown", "spoof", "left"]},
                   "camera": STR, "track_id": INT, "person_id": {"type": ["string", "null"]},
                   "person_name": {"type": ["string", "null"]}, "visitor_id": {"type": ["string", "null"]},
-                  "score": {"type": ["number", "null"]}, "liveness": {"type": ["number", "null"]},
+                  "score": {"type": ["number", "null"]}, "liveness": {"type": ["object", "null"], "description":
+                               "{score, live} (passive), plus active: {live, signs, frames, seconds, blink, pose_deg, "
+                               "deformation, texture} on cameras with active liveness"},
                   "box": arr(NUM), "ts": STR},
                  ["event_id", "seq", "type", "camera", "track_id", "ts"]),
     "Events": obj({"events": arr(ref("Event")), "limit": INT, "offset": INT,

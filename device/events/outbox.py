@@ -18,15 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from ..errors import InvalidInput
+from ..validation import utc_iso  # noqa: F401 (the events' time format; imported from here by the event modules)
 
 EVENT_TYPES = ("recognized", "unknown", "spoof", "left")
 HISTORY_PAGE_MAX = 1000
-
-
-def utc_iso(timestamp: float) -> str:
-    """ISO 8601 UTC with milliseconds: 2026-11-02T08:15:30.123Z."""
-    moment = datetime.fromtimestamp(timestamp, timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def parse_since(text: str) -> str:
