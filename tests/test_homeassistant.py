@@ -1,6 +1,6 @@
 """Home Assistant MQTT discovery through the real daemon and a real mosquitto: payloads checked against HA's
 documented keys, a person enrolled through the API appears, an erased one disappears (empty retained config),
-and everything is published again after a simulated HA birth message."""
+and everything is published again after a simulated HA birth message and after the broker restarts."""
 from __future__ import annotations
 
 import base64
@@ -135,6 +135,17 @@ def test_discovery_follows_enrolment_and_erasure_and_birth(tmp_path, data, enrol
         assert set(retained.configs()) <= again
         assert f"faced/home-1/person/{lin_id}/state" in again and "faced/home-1/camera/door/unknown" in again
         assert topic not in again  # the erased person stays gone
+
+        # the broker restarts: the daemon publishes everything again once reconnected (live messages: retain
+        # flag off; what the broker replays from its store to the re-subscribing client has it on)
+        before = len(subscriber.messages)
+        broker.stop()
+        broker.start()
+        wait_for(lambda: sum(1 for t, _, retain in subscriber.messages[before:]
+                             if t.endswith("/config") and not retain) >= 3, 60,
+                 what="discovery published again after the broker restarted")
+        wait_for(lambda: any(t == f"faced/home-1/person/{lin_id}/state" and not retain
+                             for t, _, retain in subscriber.messages[before:]), 30, what="states again")
     finally:
         subscriber.close()
     # a client that connects now (HA after a restart) gets the retained configs, without the erased person

@@ -124,7 +124,6 @@ class Tracker:
         for fi, face in enumerate(faces):
             if fi not in used_f:
                 track = self._new_track(face, ts)
-                self.tracks.append(track)
                 result.append((track, face))
         return result
 
