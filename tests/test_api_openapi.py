@@ -60,7 +60,8 @@ def test_document_is_valid_and_complete(api, doc):
               ("GET", "/faces/{token}.jpg"), ("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/metrics"),
               # the daemon's (faced run serves them)
               ("GET", "/events"), ("GET", "/events/stream"), ("GET", "/cameras"),
-              ("GET", "/cameras/{name}/snapshot.jpg")}
+              ("GET", "/cameras/{name}/snapshot.jpg"), ("GET", "/visitors"),
+              ("POST", "/visitors/{visitor_id}/promote"), ("DELETE", "/visitors/{visitor_id}")}
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert documented == routes
     for path, operations in doc["paths"].items():
