@@ -6,6 +6,13 @@ holding the persons enrolled with --enrol (by default Lin-Manuel Miranda from th
 Reports frames/s processed next to the clip's own rate, frames dropped (newest-frame-wins), time per stage
 (mean and max per call, and calls: detection runs on every processed frame, the embedder only for frames that
 are evidence for an undecided track), the events produced and the worker's peak RSS (VmHWM).
+
+`--soak DURATION` (e.g. 10m, 1h) loops the clip for that long instead and samples, every --interval seconds,
+the worker's RSS, the outbox depth, frames/s and dropped frames; it writes them as JSON (--json OUT, default
+soak.json) and as a PNG plot beside it (matplotlib: the `plot` extra), with the verdicts the issue asks for: RSS
+growth per hour after warm-up (a least-squares slope over the samples after the first --warmup seconds), the
+outbox depth's range, and the frames/s trend. With mosquitto on the PATH the worker starts one on a free port so
+that events really leave the outbox; --mqtt URL uses another broker.
 """
 from __future__ import annotations
 
@@ -25,6 +32,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--enrol", nargs="*", metavar="IMAGE",
                         help="photos to enrol, one person each, named after the file (default: Lin-Manuel "
                              "Miranda from the test data, when present)")
+    parser.add_argument("--soak", metavar="DURATION", help="loop the clip this long (90s, 10m, 1h) and record RSS, "
+                        "outbox depth, frames/s and dropped frames over time (JSON + PNG plot)")
+    parser.add_argument("--interval", type=float, default=10.0, metavar="S", help="soak: seconds between samples")
+    parser.add_argument("--warmup", type=float, default=120.0, metavar="S",
+                        help="soak: seconds left out of the RSS slope (model loading, first allocations)")
+    parser.add_argument("--mqtt", metavar="URL", help="soak: the broker (default: a mosquitto started for it)")
     parser.add_argument("--json", dest="json_out", nargs="?", const="-", metavar="OUT",
                         help="write the result as JSON (to OUT, or standard output)")
 
@@ -42,6 +55,8 @@ def run(args, config) -> int:
         photos = [str(default)] if default.is_file() else []
     job = {"clip": str(clip.resolve()), "threads": args.threads, "liveness": args.liveness, "plays": args.plays,
            "photos": [str(Path(p).resolve()) for p in photos], "config_file": args.config}
+    if args.soak:
+        return _run_soak(args, job)
     print(f"bench camera: playing {clip.name} {args.plays}x with {args.threads} thread(s)", file=sys.stderr)
     report = run_worker("device.bench_camera", [json.dumps(job)], "camera benchmark")
     if args.json_out == "-":
@@ -52,6 +67,90 @@ def run(args, config) -> int:
         Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def parse_duration(text: str) -> float:
+    """90, 90s, 10m, 1h, 1.5h -> seconds."""
+    from .errors import InvalidInput
+
+    text = text.strip().lower()
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    try:
+        value = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise InvalidInput(f"--soak {text!r}: a duration like 600, 10m or 1h", "INVALID_ARGUMENT")
+    return value
+
+
+def _run_soak(args, job: dict) -> int:
+    from .measure import run_worker
+
+    job.update(soak_s=parse_duration(args.soak), interval_s=args.interval, warmup_s=args.warmup,
+               mqtt=args.mqtt or "", liveness=args.liveness)
+    out = Path(args.json_out if args.json_out and args.json_out != "-" else "soak.json")
+    print(f"bench camera: soak of {job['soak_s']:.0f} s on {Path(job['clip']).name}, a sample every "
+          f"{args.interval:g} s", file=sys.stderr)
+    report = run_worker("device.bench_camera", [json.dumps(job)], "camera soak")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    report["plot"] = plot_soak(report, out.with_suffix(".png"))
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    summary = report["summary"]
+    print(f"soak {summary['seconds']:.0f} s: RSS {summary['rss_start_mb']:.0f} -> {summary['rss_end_mb']:.0f} MB, "
+          f"{summary['rss_mb_per_hour']:+.2f} MB/hour after warm-up; outbox depth {summary['outbox_min']}-"
+          f"{summary['outbox_max']} (last {summary['outbox_last']}); frames/s {summary['fps_first']:.1f} (first "
+          f"quarter) -> {summary['fps_last']:.1f} (last quarter); dropped {summary['dropped']} of "
+          f"{summary['frames']}; events {summary['events']}")
+    print(f"written: {out}" + (f" and {report['plot']}" if report["plot"] else " (no plot: pip install "
+                                                                               "'faced[plot]')"))
+    return 0
+
+
+def soak_summary(samples: list[dict], warmup_s: float) -> dict:
+    import numpy as np
+
+    t = np.array([s["t_s"] for s in samples])
+    rss = np.array([s["rss_mb"] for s in samples])
+    fps = np.array([s["fps"] for s in samples])
+    depth = [s["outbox_depth"] for s in samples]
+    steady = t >= min(warmup_s, t[-1] / 2)
+    slope = float(np.polyfit(t[steady], rss[steady], 1)[0]) * 3600 if steady.sum() >= 2 else 0.0
+    quarter = max(1, len(samples) // 4)
+    return {"seconds": round(float(t[-1]), 1), "samples": len(samples), "rss_start_mb": round(float(rss[0]), 1),
+            "rss_after_warmup_mb": round(float(rss[steady][0]), 1), "rss_end_mb": round(float(rss[-1]), 1),
+            "rss_mb_per_hour": round(slope, 2), "outbox_min": min(depth), "outbox_max": max(depth),
+            "outbox_last": depth[-1], "fps_first": round(float(fps[:quarter].mean()), 2),
+            "fps_last": round(float(fps[-quarter:].mean()), 2), "dropped": samples[-1]["dropped"],
+            "frames": samples[-1]["frames"], "events": samples[-1]["events"]}
+
+
+def plot_soak(report: dict, path: Path) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    samples = report["samples"]
+    minutes = [s["t_s"] / 60 for s in samples]
+    figure, axes = plt.subplots(4, 1, figsize=(8, 9), sharex=True)
+    series = (("rss_mb", "RSS (MB)"), ("outbox_depth", "outbox depth"), ("fps", "frames/s processed"),
+              ("dropped", "dropped frames (total)"))
+    for axis, (key, label) in zip(axes, series):
+        axis.plot(minutes, [s[key] for s in samples], lw=1.2)
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    summary = report["summary"]
+    axes[0].set_title(f"faced soak: {Path(report['clip']).name} looped {summary['seconds'] / 60:.0f} min, RSS "
+                      f"{summary['rss_mb_per_hour']:+.1f} MB/h after warm-up")
+    axes[-1].set_xlabel("minutes")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return str(path)
 
 
 def print_table(report: dict) -> None:
@@ -119,5 +218,81 @@ def _worker(job: dict) -> dict:
                 "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _soak_worker(job: dict) -> dict:
+    """Runs in its own process: the real Service with the clip looping as a camera, a broker, samples."""
+    import shutil
+    import socket
+    import subprocess
+
+    from .config import add_camera_flag, load_config
+    from .engine import Engine
+    from .service import Service
+    from .vision import runtime
+
+    runtime.QUIET = True
+    with tempfile.TemporaryDirectory(prefix="faced-soak-") as folder:
+        broker = None
+        url = job["mqtt"]
+        if not url and shutil.which("mosquitto"):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            conf = Path(folder) / "mosquitto.conf"
+            conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+            broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            url = f"mqtt://127.0.0.1:{port}"
+            time.sleep(0.5)
+        overrides = {"store.db": str(Path(folder) / "soak.db"), "vision.threads": job["threads"],
+                     "api.host": "127.0.0.1", "api.port": 0, "mqtt.url": url, "events.device_id": "soak"}
+        config = load_config(job.get("config_file"), env={}, overrides=overrides)
+        config.cameras.clear()
+        camera_config = add_camera_flag(config, f"soak={job['clip']}")
+        camera_config.liveness = job["liveness"]
+        camera_config.loop = True
+        samples = []
+        try:
+            with Engine(config, create=True) as engine:
+                engine.create_collection("soak")
+                for photo in job["photos"]:
+                    engine.add_person("soak", Path(photo).stem.replace("-", " ").title(), [engine.photo_file(photo)])
+                service = Service(engine)
+                service.start()
+                camera = service.cameras["soak"]
+                started = time.monotonic()
+                while True:
+                    elapsed = time.monotonic() - started
+                    status = camera.status()
+                    seq = engine.store.connection.execute(
+                        "SELECT value FROM event_counters WHERE name = 'seq'").fetchone()[0]
+                    samples.append({"t_s": round(elapsed, 1), "rss_mb": round(_rss_mb(), 1),
+                                    "outbox_depth": service.outbox.depth(), "fps": status["fps"],
+                                    "dropped": status["dropped"], "frames": status["frames"],
+                                    "processed": status["processed"], "events": seq,
+                                    "plays": getattr(camera.source, "plays", None),
+                                    "broker_connected": bool(service.publisher and service.publisher.connected)})
+                    if elapsed >= job["soak_s"] or camera.state in ("failed",):
+                        break
+                    time.sleep(min(job["interval_s"], max(0.1, job["soak_s"] - elapsed)))
+                service.stop()
+                time.sleep(1.0)
+        finally:
+            if broker is not None:
+                broker.terminate()
+                broker.wait(10)
+    return {"clip": job["clip"], "threads": job["threads"], "liveness": job["liveness"],
+            "broker": "mosquitto (started by the soak)" if broker is not None else (job["mqtt"] or "none"),
+            "soak_s": job["soak_s"], "interval_s": job["interval_s"], "warmup_s": job["warmup_s"],
+            "samples": samples, "summary": soak_summary(samples, job["warmup_s"])}
+
+
 if __name__ == "__main__":
-    print(json.dumps(_worker(json.loads(sys.argv[1]))))
+    arguments = json.loads(sys.argv[1])
+    print(json.dumps(_soak_worker(arguments) if arguments.get("soak_s") else _worker(arguments)))

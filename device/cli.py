@@ -137,6 +137,16 @@ def _add_store_commands(commands) -> None:
     command(sub, "show", "one person", cmd_persons_show, person_id)
     command(sub, "delete", "erase a person, its faces, vectors and thumbnails", cmd_persons_delete, person_id)
 
+    visitors = commands.add_parser("visitors", help="recurring unknown visitors: list, promote, forget")
+    sub = visitors.add_subparsers(dest="action", metavar="ACTION", required=True)
+    visitor_id = (("visitor_id",), {"metavar": "ID", "help": "the visitor's id (from visitors list)"})
+    command(sub, "list", "unknown visitors the cameras remember, most recent first", cmd_visitors_list,
+            (("--collection",), {"metavar": "NAME", "help": "only this collection's visitors"}))
+    command(sub, "promote", "make a named person from a visitor's stored faces", cmd_visitors_promote,
+            visitor_id, (("--name",), {"required": True, "metavar": "PERSON", "help": "the person's name"}),
+            (("--collection",), {"metavar": "NAME", "help": "default: the visitor's collection"}), force)
+    command(sub, "forget", "erase a visitor, its faces and its events", cmd_visitors_forget, visitor_id)
+
     keys = commands.add_parser("keys", help="API keys: create (shown once), list, revoke")
     sub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
     command(sub, "create", "create an API key; the key is printed once, alone on the last line", cmd_keys_create,
@@ -609,7 +619,11 @@ def cmd_persons_add(args, engine: Engine) -> int:
     except FacedError as exc:
         raise _enrolment_hint(exc, args.collection) from None
     photos = [engine.photo_file(path) for path in args.images]
-    enrolment = engine.add_person(args.collection, name, photos, metadata, args.force)
+    return _report_enrolment(args, engine.add_person(args.collection, name, photos, metadata, args.force))
+
+
+def _report_enrolment(args, enrolment) -> int:
+    """A new person (persons add, visitors promote): its id and each photo's outcome."""
     result = {"person_id": enrolment.person_id, "person_name": enrolment.person_name,
               "faces": [o.to_dict() for o in enrolment.outcomes]}
     _report(args, result, (f"enrolled {enrolment.person_name!r} as {enrolment.person_id}" if enrolment.person_id
@@ -648,6 +662,25 @@ def cmd_persons_delete(args, engine: Engine) -> int:
     erased = engine.delete_person(args.person_id)
     _report(args, {"erased": erased}, f"erased {erased['person_name']!r} ({erased['person_id']}): "
                                       f"{erased['faces']} faces with their vectors and thumbnails")
+    return EXIT_OK
+
+
+def cmd_visitors_list(args, engine: Engine) -> int:
+    rows = engine.visitors.list(args.collection)
+    _report(args, rows, "\n".join(f"{r['visitor_id']}  {r['visits']:>3} visits  {r['faces']} faces  last seen "
+                                  f"{r['last_seen']} ({r['camera'] or '-'})" for r in rows) or "no visitors")
+    return EXIT_OK
+
+
+def cmd_visitors_promote(args, engine: Engine) -> int:
+    return _report_enrolment(args, engine.visitors.promote(args.visitor_id, clean_name(args.name, "person name"),
+                                                           args.collection, args.force))
+
+
+def cmd_visitors_forget(args, engine: Engine) -> int:
+    erased = engine.visitors.forget(args.visitor_id)
+    _report(args, {"erased": erased}, f"erased visitor {erased['visitor_id']}: {erased['faces']} faces, "
+                                      "their thumbnails and events")
     return EXIT_OK
 
 

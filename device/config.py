@@ -109,7 +109,26 @@ class TrackingConfig:
     same_score: float = field(default=0.5, metadata=_range(0.0, 1.0))
 
 
+@dataclass
+class VisitorsConfig:
+    """Recurring unknown visitors (device/visitors.py): an anonymous id per unknown face, kept this long."""
+
+    retention_days: float = field(default=30.0, metadata=_range(0.0, 3650.0))  # 0: no visitors are kept
+    # Calibrated score at which an unknown track is the same visitor; -1: recognition.min_similarity_score.
+    match_score: float = field(default=-1.0, metadata=_range(-1.0, 1.0))
+    faces: int = field(default=5, metadata=_range(1, 50))  # best faces (embedding + thumbnail) kept per visitor
+
+
+@dataclass
+class HomeAssistantConfig:
+    """Home Assistant MQTT discovery (device/events/homeassistant.py), when a broker is configured."""
+
+    discovery: bool = True
+    prefix: str = "homeassistant"  # HA's discovery prefix; its birth message is <prefix>/status = online
+
+
 # Values of a [cameras.NAME] table (validated by camera_config).
+CAMERA_LIVENESS = ("passive", "active", "both", "off")
 CAMERA_KEYS = ("source", "collection", "liveness", "min_quality", "match_score", "roi", "loop")
 
 
@@ -117,7 +136,7 @@ CAMERA_KEYS = ("source", "collection", "liveness", "min_quality", "match_score",
 class CameraConfig:
     source: str  # picamera2, /dev/videoN (or a number), rtsp://..., http(s)://..., or a video file
     collection: str = ""  # empty: the database's only collection
-    liveness: str = "passive"  # or "off"
+    liveness: str = "passive"  # passive, active (motion over time), both, or off
     min_quality: int = 40  # 0-100: frames under it are not evidence
     match_score: float | None = None  # None: recognition.min_similarity_score
     roi: tuple[float, float, float, float] | None = None  # [x, y, w, h] fractions of the frame; faces centred in it
@@ -223,6 +242,8 @@ class Config:
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    visitors: VisitorsConfig = field(default_factory=VisitorsConfig)
+    homeassistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
     cameras: dict = field(default_factory=dict)  # name -> CameraConfig ([cameras.NAME] tables)
 
     @property
@@ -405,8 +426,8 @@ def camera_config(name: str, table: Any, source: str = "configuration") -> Camer
             raise ConfigError(f"{where}.collection must be a string")
         camera.collection = table["collection"]
     if "liveness" in table:
-        if table["liveness"] not in ("passive", "off"):
-            raise ConfigError(f"{where}.liveness = {table['liveness']!r}; choose one of passive, off")
+        if table["liveness"] not in CAMERA_LIVENESS:
+            raise ConfigError(f"{where}.liveness = {table['liveness']!r}; choose one of {', '.join(CAMERA_LIVENESS)}")
         camera.liveness = table["liveness"]
     if "min_quality" in table:
         value = table["min_quality"]

@@ -75,6 +75,16 @@ class Engine:
     def enroller(self) -> Enroller:
         return Enroller(self.store, self.pipeline, self.searcher, limits=self.limits)
 
+    @property
+    def visitors(self):
+        """Recurring unknown visitors (device/visitors.py), shared by the camera loop, the API and the CLI."""
+        from .visitors import Visitors
+
+        with self._lock:
+            if getattr(self, "_visitors", None) is None:
+                self._visitors = Visitors(self)
+            return self._visitors
+
     def prepare(self, liveness: bool = False, attributes: bool = False) -> "Engine":
         """Load the models now instead of on the first request (a daemon's start-up)."""
         self.pipeline.prepare(liveness=liveness, attributes=attributes)

@@ -106,6 +106,8 @@ CODES: dict[str, Code] = {
     "NO_DATA": Code(400, "the photos a benchmark needs are not present (pass them, or set FACED_TEST_DATA)"),
     "CAMERA_NOT_FOUND": Code(404, "no camera of that name"),
     "EVENT_NOT_FOUND": Code(404, "no stored event with that id (unknown, or pruned after events.history_days)"),
+    "VISITOR_NOT_FOUND": Code(404, "no unknown visitor with that id (forgotten, expired, or promoted)"),
+    "VISITORS_OFF": Code(400, "visitors are not kept (visitors.retention_days = 0)"),
     "NO_FRAME": Code(503, "the camera has not delivered a frame yet"),
     "NO_REFERENCE": Code(400, "the reference models for `faced bench --reference` are not present"),
     "INTERNAL_ERROR": Code(500, "a fault in faced itself (a bug): reported with its cause in the log"),

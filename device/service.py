@@ -28,6 +28,7 @@ from .camera.priority import Priority
 from .engine import Engine
 from .errors import ConfigError, FacedError
 from .events.bus import EventBus
+from .events.homeassistant import POLL_S, Discovery
 from .events.mqtt import Publisher, check_prefix, device_id, parse_url
 from .events.outbox import Outbox
 from .events.presence import Presence
@@ -78,6 +79,7 @@ class Service:
         self.outbox: Outbox | None = None
         self.publisher: Publisher | None = None
         self.presence: Presence | None = None
+        self.discovery: Discovery | None = None
         self.device_id = device_id(config.events.device_id)
         self.topic_root = f"{check_prefix(config.mqtt.prefix)}/{self.device_id}"
         if config.mqtt.url:
@@ -102,7 +104,7 @@ class Service:
         self.presence = Presence(self.outbox, config.events.absence_timeout_s)
         sink = EventSink(self.outbox, self.presence, config.events.thumbnail)
         if config.cameras:
-            engine.prepare(liveness=any(c.liveness == "passive" for c in config.cameras.values()))
+            engine.prepare(liveness=any(c.liveness in ("passive", "both") for c in config.cameras.values()))
         for name, settings in config.cameras.items():
             try:
                 self.cameras[name] = Camera(name, settings, engine, sink, self.priority)
@@ -111,6 +113,10 @@ class Service:
         if config.mqtt.url:
             self.publisher = Publisher(config.mqtt.url, self.outbox, self.topic_root, config.mqtt.keepalive_s,
                                        config.mqtt.reconnect_max_s, config.mqtt.ca_file)
+            if config.homeassistant.discovery:
+                self.discovery = Discovery(self.publisher, engine.store, check_prefix(config.homeassistant.prefix),
+                                           self.device_id, self.cameras)
+                sink.listeners.append(self.discovery.on_event)
 
     def _tls(self, cert: str, key: str) -> None:
         if not cert or not key:
@@ -194,16 +200,23 @@ class Service:
         interval = sdnotify.watchdog_interval_s()
         next_ping = next_status = time.monotonic()
         next_prune = time.monotonic() + 60.0
+        next_poll = time.monotonic() + POLL_S
         while not self._stopped.wait(min(1.0, interval or 1.0)):
             now = time.monotonic()
             try:
                 if self.presence is not None:
                     self.presence.tick()
+                if self.discovery is not None and now >= next_poll:
+                    next_poll = now + POLL_S
+                    self.discovery.poll()
                 if self.outbox is not None and now >= next_prune:
                     next_prune = now + PRUNE_EVERY_S
                     self.outbox.prune(time.time())
+                    self.engine.visitors.expire()
             except FacedError as exc:
                 log.warning("housekeeping: %s", exc.message)
+            except Exception:  # a broken step must not end the watchdog's pings
+                log.exception("housekeeping failed")
             if interval and now >= next_ping and self.healthy():
                 sdnotify.notify("WATCHDOG=1")
                 next_ping = now + interval

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
+from datetime import datetime, timezone
 from typing import Any
 
 from .errors import InvalidInput
@@ -89,3 +90,9 @@ def check_metadata(value: Any) -> dict:
 
 def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
+
+
+def utc_iso(timestamp: float) -> str:
+    """ISO 8601 UTC with milliseconds: 2026-11-02T08:15:30.123Z (events, visitors)."""
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -60,7 +60,9 @@ def test_document_is_valid_and_complete(api, doc):
               ("GET", "/faces/{token}.jpg"), ("GET", "/health"), ("GET", "/openapi.json"), ("GET", "/metrics"),
               # the daemon's (faced run serves them)
               ("GET", "/events"), ("GET", "/events/{event_id}"), ("GET", "/events/stream"), ("GET", "/cameras"),
-              ("GET", "/cameras/{name}/snapshot.jpg"),
+              ("GET", "/cameras/{name}/snapshot.jpg"), ("GET", "/visitors"),
+              ("POST", "/visitors/{visitor_id}/promote"), ("DELETE", "/visitors/{visitor_id}"),
+              ("GET", "/visitors/{visitor_id}/thumbnail.jpg"),
               # the console's session, and the thumbnails its People page shows
               ("POST", "/ui/session"), ("GET", "/ui/session"), ("DELETE", "/ui/session"),
               ("GET", "/persons/{person_id}/faces/{face_id}/thumbnail.jpg")}

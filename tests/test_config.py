@@ -95,7 +95,7 @@ def test_cameras_tables_and_flag(tmp_path):
 
 @pytest.mark.parametrize("table, fragment", [
     ('[cameras.door]\ncollection = "x"\n', "cameras.door.source is required"),
-    ('[cameras.door]\nsource = "a"\nliveness = "active"\n', "choose one of passive, off"),
+    ('[cameras.door]\nsource = "a"\nliveness = "blink"\n', "choose one of passive, active, both, off"),
     ('[cameras.door]\nsource = "a"\nroi = [0.5, 0, 0.6, 1]\n', "cameras.door.roi"),
     ('[cameras.door]\nsource = "a"\nmin_quality = 101\n', "min_quality"),
     ('[cameras.door]\nsource = "a"\nfps = 3\n', "unknown key fps"),

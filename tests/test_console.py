@@ -324,8 +324,7 @@ def test_the_key_is_in_no_page_url_or_log(browser, site, data):
 
 
 # ---------------------------------------------------------------------------------- with a camera
-@pytest.fixture(scope="module")
-def door(tmp_path_factory, data):
+def start_door(tmp_path_factory, data):
     """`faced run` with the Hamilton clip as camera "door" (looping) on an empty collection "home"."""
     from tests.test_daemon import Daemon
 
@@ -336,6 +335,20 @@ def door(tmp_path_factory, data):
     camera = f'[cameras.door]\nsource = "{data / CLIP}"\ncollection = "home"\nliveness = "passive"\nloop = true\n'
     daemon = Daemon(folder, db, camera).start()
     daemon.url = f"http://127.0.0.1:{daemon.port}"
+    return daemon
+
+
+@pytest.fixture(scope="module")
+def door(tmp_path_factory, data):
+    daemon = start_door(tmp_path_factory, data)
+    yield daemon
+    daemon.close()
+
+
+@pytest.fixture
+def empty_door(tmp_path_factory, data):
+    """Another door camera where nobody is enrolled: everyone in the clip becomes a visitor."""
+    daemon = start_door(tmp_path_factory, data)
     yield daemon
     daemon.close()
 
@@ -392,3 +405,40 @@ def test_event_json_link_needs_a_session(door):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=30)
     assert refused.value.code == 401
+
+
+def test_promote_a_visitor_and_forget_another(browser, empty_door):
+    context, page, watch = open_page(browser, empty_door)
+    sign_in(page, empty_door.key)
+    def visitors_now() -> list:
+        return json.loads(urllib.request.urlopen(empty_door.request("/visitors"), timeout=30).read())["visitors"]
+
+    visitors = wait_for(lambda: len(v := visitors_now()) >= 2 and v, 180, interval=2, what="two visitors")
+    page.goto("/ui/visitors.html")
+    for visitor in visitors:
+        page.locator(f"#visitors li[data-visitor-id='{visitor['visitor_id']}']").wait_for()
+    visitors.sort(key=lambda v: -v["faces"])  # the best-documented visitors first
+    forgotten = visitors.pop()["visitor_id"]  # forget the least documented one
+    page.locator(f"#visitors li[data-visitor-id='{forgotten}']").get_by_role("button", name="Forget").click()
+    page.locator(f"#visitors li[data-visitor-id='{forgotten}']").wait_for(state="detached")
+    assert forgotten not in [v["visitor_id"] for v in visitors_now()]
+    promoted, refusals = None, []
+    for visitor in visitors:
+        item = page.locator(f"#visitors li[data-visitor-id='{visitor['visitor_id']}']")
+        item.get_by_role("button", name="Promote").click()
+        page.fill("#promote-name", "The Pianist")
+        page.click("#promote-form button[type=submit]")
+        page.wait_for_function("() => !document.querySelector('#promote').open || "
+                               "document.querySelector('#promote-error').textContent")
+        if not page.eval_on_selector("#promote", "d => d.open"):
+            promoted = visitor
+            break
+        refusals.append(page.inner_text("#promote-error"))
+        page.click("#promote-cancel")  # refused by enrolment's checks (shown in the dialog): try the next
+    assert promoted is not None, refusals
+    page.locator(f"#visitors li[data-visitor-id='{promoted['visitor_id']}']").wait_for(state="detached")
+    persons = json.loads(urllib.request.urlopen(empty_door.request("/persons?collection_name=home"),
+                                                timeout=30).read())
+    assert "The Pianist" in [p["person_name"] for p in persons["persons"]]
+    watch.clean(page)
+    context.close()

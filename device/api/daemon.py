@@ -9,6 +9,12 @@ management endpoints, `x-api-key`; errors in contract 2's shape).
         with `id: <seq>` and `data: <event JSON>` per event as it happens; a comment every 15 s keeps it open
     GET /cameras               -> {"cameras": [{"name", "state", "fps", "dropped", "last_frame_age_s", ...}]}
     GET /cameras/{name}/snapshot.jpg                              latest processed frame, boxes and names drawn
+    GET /visitors?collection_name=  -> {"visitors": [{"visitor_id", "collection_name", "first_seen",
+        "last_seen", "visits", "camera", "faces"}]}                 recurring unknown visitors (device/visitors.py)
+    POST /visitors/{visitor_id}/promote {"person_name", "collection_name"?, "force"?}
+        -> 201 {"person_id", "person_name", "faces": [...]} (422 ERR_NOT_ENROLLED when no face passes enrolment)
+    DELETE /visitors/{visitor_id}  -> {"erased": {...}}             the visitor, its faces and its events
+    GET /visitors/{visitor_id}/thumbnail.jpg                      the visitor's best face (JPEG)
 
 `call.state.service` is the running daemon (device/service.py): it has `outbox` (device/events/outbox.py),
 `bus` (device/events/bus.py) and `cameras` (name -> device/camera/loop.py Camera).
@@ -21,6 +27,7 @@ import queue
 from ..errors import Busy, FacedError, InvalidInput, NotFound
 from . import auth
 from .http import Call, Reply, Router
+from .management import NotEnrolled, outcome_json
 
 SHAPE = "contract2"
 KEEPALIVE_S = 15.0
@@ -86,6 +93,36 @@ def register(router: Router) -> None:
         if data is None:
             raise FacedError(f"camera {name!r} has not delivered a frame yet", "NO_FRAME")
         return Reply(raw=data, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    register_visitors(router)
+
+
+def register_visitors(router: Router) -> None:
+    """The visitor endpoints (engine.visitors: the same code as the camera loop and `faced visitors`)."""
+
+    @router.route("GET", "/visitors", shape=SHAPE, credential=auth.X_API_KEY)
+    def visitors(call: Call):
+        return {"visitors": call.engine.visitors.list(call.query.get("collection_name") or None)}
+
+    @router.route("POST", "/visitors/{visitor_id}/promote", shape=SHAPE, credential=auth.X_API_KEY, body=True)
+    def promote(call: Call):
+        name = call.field("person_name", "string", required=True)
+        collection = call.field("collection_name", "string", default=None)
+        force = call.field("force", "boolean", default=False)
+        enrolment = call.engine.visitors.promote(call.params["visitor_id"], name, collection, force)
+        faces = [outcome_json(o) for o in enrolment.outcomes]
+        if not enrolment.person_id:
+            raise NotEnrolled(faces)
+        return Reply({"person_id": enrolment.person_id, "person_name": enrolment.person_name, "faces": faces}, 201)
+
+    @router.route("GET", "/visitors/{visitor_id}/thumbnail.jpg", shape=SHAPE, credential=auth.X_API_KEY)
+    def visitor_thumbnail(call: Call):
+        return Reply(raw=call.engine.visitors.thumbnail(call.params["visitor_id"]), content_type="image/jpeg",
+                     headers={"Cache-Control": "private, max-age=60"})
+
+    @router.route("DELETE", "/visitors/{visitor_id}", shape=SHAPE, credential=auth.X_API_KEY)
+    def forget(call: Call):
+        return {"erased": call.engine.visitors.forget(call.params["visitor_id"])}
 
 
 def _int(text, default: int, name: str, lo: int, hi: int | None) -> int:

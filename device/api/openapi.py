@@ -183,7 +183,9 @@ SCHEMAS = {
                                                          "enum": ["recognized", "unknown", "spoof", "left"]},
                   "camera": STR, "track_id": INT, "person_id": {"type": ["string", "null"]},
                   "person_name": {"type": ["string", "null"]}, "visitor_id": {"type": ["string", "null"]},
-                  "score": {"type": ["number", "null"]}, "liveness": {"type": ["number", "null"]},
+                  "score": {"type": ["number", "null"]}, "liveness": {"type": ["object", "null"], "description":
+                               "{score, live} (passive), plus active: {live, signs, frames, seconds, blink, pose_deg, "
+                               "deformation, texture} on cameras with active liveness"},
                   "box": arr(NUM), "ts": STR},
                  ["event_id", "seq", "type", "camera", "track_id", "ts"]),
     "Events": obj({"events": arr(ref("Event")), "limit": INT, "offset": INT,
@@ -191,6 +193,13 @@ SCHEMAS = {
     "Cameras": obj({"cameras": arr(obj({"name": STR, "state": STR, "fps": NUM, "dropped": INT,
                                         "last_frame_age_s": {"type": ["number", "null"]}},
                                        ["name", "state"]))}, ["cameras"]),
+    "Visitor": obj({"visitor_id": STR, "collection_name": STR, "first_seen": STR, "last_seen": STR,
+                    "visits": INT, "camera": {"type": ["string", "null"]}, "faces": INT},
+                   ["visitor_id", "collection_name", "first_seen", "last_seen", "visits", "faces"]),
+    "Visitors": obj({"visitors": arr(ref("Visitor"))}, ["visitors"]),
+    "PromoteRequest": obj({"person_name": STR, "collection_name": {"type": "string", "description":
+                                                                   "default: the visitor's collection"},
+                           "force": BOOL}, ["person_name"]),
     # the console
     "SessionRequest": obj({"key": {"type": "string", "description": "an API key"}}, ["key"]),
     "Session": obj({"key_name": STR, "csrf_token": {"type": "string", "description": "send it as X-CSRF-Token "
@@ -271,6 +280,12 @@ OPERATIONS = {
                           "Cameras"),
     ("GET", "/cameras/{name}/snapshot.jpg"): ("A camera's latest frame with boxes and names", daemon, None, 200,
                                                None),
+    ("GET", "/visitors"): ("Recurring unknown visitors, most recently seen first", daemon, None, 200, "Visitors"),
+    ("POST", "/visitors/{visitor_id}/promote"): ("Make a named person from a visitor's stored faces", daemon,
+                                                 "PromoteRequest", 201, "Enrolment"),
+    ("DELETE", "/visitors/{visitor_id}"): ("Erase a visitor with its faces and events", daemon, None, 200,
+                                           "Erased"),
+    ("GET", "/visitors/{visitor_id}/thumbnail.jpg"): ("A visitor's best face (JPEG)", daemon, None, 200, None),
     ("GET", "/health"): ("Health (open)", ops, None, 200, "Health"),
     ("GET", "/openapi.json"): ("This document", ops, None, 200, None),
     ("GET", "/metrics"): ("Prometheus metrics", ops, None, 200, None),
@@ -317,6 +332,9 @@ def document(routes: list[RouteInfo], config) -> dict:
             parameters += [{"name": name, "in": "query", "schema": STR} for name in ("camera", "person", "type")]
             parameters += [{"name": "since", "in": "query", "schema": STR,
                             "description": "ISO 8601 UTC: events at or after it"}, *_page(daemon.EVENT_LIMIT)]
+        if route.path == "/visitors":
+            parameters.append({"name": "collection_name", "in": "query", "schema": STR,
+                               "description": "only this collection's visitors"})
         if route.path == "/MultiFaceExtraction":
             parameters.append({"name": "apikey", "in": "header", "required": False, "schema": STR,
                                "description": "\"0\" (no encryption; faced never encrypts) or the key"})

@@ -18,10 +18,12 @@ import cv2
 import numpy as np
 
 from ..config import CameraConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, FacedError
+from ..visitors import Sighting
 from ..vision import quality as quality_codes
 from .priority import Priority
 from .sources import Source, open_source
+from ..vision.motion import MotionThresholds
 from .tracker import Evidence, Tracker
 
 log = logging.getLogger("faced.camera")
@@ -66,8 +68,10 @@ class Camera:
         engine.searcher.collection(self.collection)  # exists, and its vectors fit this embedder
         self.match_score = (config.recognition.min_similarity_score if settings.match_score is None
                             else settings.match_score)
-        self.liveness = settings.liveness == "passive"
-        self.tracker = Tracker(config.tracking, self.match_score, config.liveness.threshold if self.liveness else None)
+        self.liveness = settings.liveness in ("passive", "both")
+        self.active = settings.liveness in ("active", "both")
+        self.tracker = Tracker(config.tracking, self.match_score, config.liveness.threshold if self.liveness else None,
+                               MotionThresholds() if self.active else None)
         self.source = source or open_source(settings.source, settings.loop)
         self.times = StageTimes()
         self.frames_read = self.processed = self.dropped = self.errors = 0
@@ -176,6 +180,8 @@ class Camera:
         mark = clock()
         pipeline.assess(frame, [face])
         self.times.add("quality", clock() - mark)
+        if track.motion is not None:
+            track.motion.add(ts, face.mesh, face.aligned)
         gates = quality_codes.liveness_gates(face, face.quality, self.engine.config.liveness)
         if gates or face.quality.score < self.settings.min_quality:
             track.poor_frames += 1
@@ -202,7 +208,7 @@ class Camera:
                             [int(round(float(v))) for v in face.box], face.aligned)
         decision = self.tracker.add_evidence(track, evidence, face.embedding)
         if decision is not None:
-            self.sink.decided(self.name, track, decision, ts)
+            self._decided(track, decision, ts)
 
     def _check(self, track, face, frame, ts) -> None:
         """Is a decided track still the same face? (see tracker.py, Continuity)"""
@@ -222,9 +228,21 @@ class Camera:
     def _expire(self, now: float) -> None:
         for track, late in self.tracker.expire(now, everything=False):
             if late is not None:
-                self.sink.decided(self.name, track, late, track.last_seen)
+                self._decided(track, late, track.last_seen)
             if track.decision is not None:
                 self.sink.left(self.name, track, track.last_seen)
+
+    def _decided(self, track, decision, ts) -> None:
+        """An unknown track gets its visitor id (device/visitors.py) before its event goes out."""
+        if decision.type == "unknown" and self.engine.visitors.enabled:
+            sightings = [Sighting(embedding, e.thumbnail, e.weight)
+                         for e, embedding in zip(track.evidence, track.embeddings)]
+            try:
+                decision.visitor_id = track.visitor_id = self.engine.visitors.observe(
+                    self.collection, sightings, self.name, ts)
+            except FacedError as exc:
+                log.warning("camera %s: visitor not recorded: %s", self.name, exc.message)
+        self.sink.decided(self.name, track, decision, ts)
 
     def _in_roi(self, face, shape) -> bool:
         roi = self.settings.roi

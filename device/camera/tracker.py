@@ -17,7 +17,9 @@ Decision (quality-weighted vote, one per track):
 - `unknown` when tracking.max_evidence frames gave no such majority, or when the track leaves undecided
   (after at least tracking.min_frames frames: shorter tracks are too brief to report at all);
 - `spoof` instead of either when the camera checks liveness and the track's mean liveness score is under
-  liveness.threshold.
+  liveness.threshold (passive), or, with active liveness, when the track showed no natural motion within the
+  motion window (device/vision/motion.py). With active liveness no decision is taken before the motion verdict;
+  a track that leaves before it is at most `unknown` (never `recognized`), with liveness.live null.
 A track gives exactly one of these, then `left` when it has not been seen for tracking.lost_s.
 
 Continuity: boxes can overlap across a scene cut or when two people cross. Every tracking.verify_s a decided
@@ -32,6 +34,7 @@ import numpy as np
 
 from ..config import TrackingConfig
 from ..vision.boxes import match
+from ..vision.motion import MotionEvidence, MotionThresholds
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Decision:
     box: list
     evidence: int
     thumbnail: object = None
+    visitor_id: str | None = None  # an unknown track's anonymous visitor (device/visitors.py)
 
 
 @dataclass
@@ -71,6 +75,8 @@ class Track:
     verified_at: float = 0.0
     mismatches: int = 0  # consecutive identity checks that failed
     embeddings: list = field(default_factory=list)  # of the evidence frames
+    motion: MotionEvidence | None = None  # active liveness (cameras with liveness active/both)
+    visitor_id: str | None = None
 
     @property
     def needs_evidence(self) -> bool:
@@ -78,10 +84,12 @@ class Track:
 
 
 class Tracker:
-    def __init__(self, settings: TrackingConfig, match_score: float, liveness_threshold: float | None):
+    def __init__(self, settings: TrackingConfig, match_score: float, liveness_threshold: float | None,
+                 active: MotionThresholds | None = None):
         self.settings = settings
         self.match_score = match_score
-        self.liveness_threshold = liveness_threshold  # None: the camera does not check liveness
+        self.liveness_threshold = liveness_threshold  # None: the camera does not check passive liveness
+        self.active = active  # None: no active liveness
         self.tracks: list[Track] = []
         self._next_id = 1
 
@@ -98,9 +106,7 @@ class Tracker:
             result.append((track, faces[fi]))
         for fi, face in enumerate(faces):
             if fi not in used_f:
-                track = Track(self._next_id, np.asarray(face.box, dtype=float), ts, ts)
-                self._next_id += 1
-                self.tracks.append(track)
+                track = self._new_track(face, ts)
                 result.append((track, face))
         return result
 
@@ -139,9 +145,15 @@ class Tracker:
         if track.mismatches < 2:  # one odd frame (a turned head) is not enough: check the next one too
             return None
         self.tracks.remove(track)
-        fresh = Track(self._next_id, np.asarray(face.box, dtype=float), ts, ts, embedding=embedding)
+        fresh = self._new_track(face, ts)
+        fresh.embedding = embedding
+        return track
+
+    def _new_track(self, face, ts: float) -> Track:
+        track = Track(self._next_id, np.asarray(face.box, dtype=float), ts, ts,
+                      motion=MotionEvidence(self.active) if self.active is not None else None)
         self._next_id += 1
-        self.tracks.append(fresh)
+        self.tracks.append(track)
         return track
 
     # ------------------------------------------------------------------------------------- evidence
@@ -177,13 +189,13 @@ class Tracker:
             return None
         if not evidence and not final:
             return None
-        liveness = None
-        if self.liveness_threshold is not None:
-            scores = [e.liveness for e in evidence if e.liveness is not None]
-            mean = float(np.mean(scores)) if scores else None
-            liveness = {"score": None if mean is None else round(mean, 4),
-                        "live": None if mean is None else bool(mean >= self.liveness_threshold)}
+        active = track.motion.verdict() if track.motion is not None else None
+        if track.motion is not None and active is None and not final:
+            return None  # wait for the motion verdict
+        liveness = self._liveness(evidence, track.motion, active)
         spoof = liveness is not None and liveness["live"] is False
+        if liveness is not None and liveness["live"] is None and track.motion is not None:
+            winner = None  # left before active liveness could tell: never `recognized`
         chosen = winner or evidence
         best = max(chosen, key=lambda e: e.weight) if chosen else None
         if winner is not None:
@@ -196,6 +208,28 @@ class Tracker:
         return Decision("spoof" if spoof else "unknown", None, None, score, liveness,
                         best.box if best else [int(round(v)) for v in track.box], len(evidence),
                         best.thumbnail if best else None)
+
+    def _liveness(self, evidence: list[Evidence], motion, active: dict | None) -> dict | None:
+        """{"score": passive mean or None, "live": bool or None[, "active": the motion verdict]}; None when the
+        camera checks neither."""
+        if self.liveness_threshold is None and motion is None:
+            return None
+        live = None
+        liveness: dict = {"score": None, "live": None}
+        if self.liveness_threshold is not None:
+            scores = [e.liveness for e in evidence if e.liveness is not None]
+            mean = float(np.mean(scores)) if scores else None
+            liveness["score"] = None if mean is None else round(mean, 4)
+            live = None if mean is None else bool(mean >= self.liveness_threshold)
+        if motion is not None:
+            moving = None if active is None else bool(active["live"])
+            liveness["active"] = active if active is not None else {"live": None, **motion.measures()}
+            if live is False or moving is False:
+                live = False
+            elif self.liveness_threshold is None or live is True:
+                live = moving
+        liveness["live"] = live
+        return liveness
 
     # --------------------------------------------------------------------------------------- ending
     def expire(self, now: float, everything: bool = False) -> list[tuple[Track, Decision | None]]:

@@ -1,7 +1,9 @@
 """MQTT publisher (paho-mqtt 2, QoS 1) that drains the outbox in order.
 
 Topics under `<mqtt.prefix>/<device_id>/`: `availability` (online/offline, retained; `offline` is also the last
-will, so a killed daemon turns offline), `events`, `person/<person_id>/state` (retained).
+will, so a killed daemon turns offline), `events`, `person/<person_id>/state` (retained). Home Assistant's
+discovery (device/events/homeassistant.py) adds subscriptions (its birth message) and a callback run after each
+connection, both in the sender thread.
 
 Delivery: one sender thread hands queued messages to paho in outbox order (at most MAX_INFLIGHT unacknowledged),
 remembers message id -> outbox row, and deletes a row only when paho reports the broker's PUBACK for it
@@ -92,6 +94,9 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        self.subscriptions: dict = {}  # topic -> callback(payload text), run in the sender thread
+        self.on_connected: list = []  # callbacks run in the sender thread after each (re)connection
         self.client = client
         self.connected = False
         self.last_error = ""
@@ -141,10 +146,15 @@ class Publisher:
             log.warning("mqtt: %s", self.last_error)
             return
         client.publish(self.topic("availability"), "online", qos=1, retain=True)
+        for topic in self.subscriptions:
+            client.subscribe(topic, qos=1)
         self._notes.put(("connected",))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
         self._notes.put(("disconnected", str(reason_code)))
+
+    def _on_message(self, client, userdata, message) -> None:
+        self._notes.put(("message", message.topic, message.payload.decode("utf-8", "replace")))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties=None) -> None:
         self._notes.put(("ack", mid, bool(getattr(reason_code, "is_failure", False))))
@@ -169,7 +179,7 @@ class Publisher:
                 log.exception("mqtt: sending failed")
 
     def _handle(self, notes) -> None:
-        acked = []
+        acked, callbacks = [], []
         for note in notes:
             if note[0] == "connected":
                 if not self.connected:
@@ -177,6 +187,11 @@ class Publisher:
                 self.connected, self.last_error = True, ""
                 self._inflight.clear()
                 self._sent_upto = 0  # resend everything still queued, oldest first
+                callbacks.extend(self.on_connected)
+            elif note[0] == "message":
+                handler = self.subscriptions.get(note[1])
+                if handler is not None:
+                    callbacks.append(lambda handler=handler, payload=note[2]: handler(payload))
             elif note[0] == "disconnected":
                 if self.connected:
                     log.warning("mqtt: disconnected from %s (%s); events wait in the outbox", self.url, note[1])
@@ -189,6 +204,9 @@ class Publisher:
         if acked:
             self.outbox.acknowledged(acked)
             self.published += len(acked)
+        for callback in callbacks:
+            if self.connected:
+                callback()
 
     def _send_more(self) -> None:
         room = MAX_INFLIGHT - len(self._inflight)

@@ -18,15 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from ..errors import InvalidInput
+from ..validation import utc_iso  # noqa: F401 (the events' time format; imported from here by the event modules)
 
 EVENT_TYPES = ("recognized", "unknown", "spoof", "left")
 HISTORY_PAGE_MAX = 1000
-
-
-def utc_iso(timestamp: float) -> str:
-    """ISO 8601 UTC with milliseconds: 2026-11-02T08:15:30.123Z."""
-    moment = datetime.fromtimestamp(timestamp, timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def parse_since(text: str) -> str:
@@ -64,10 +59,14 @@ class Outbox:
     # ------------------------------------------------------------------------------------------ writing
     def record(self, event: dict) -> dict | None:
         """Give `event` its event_id and seq, keep it in the history, queue it; returns the event as published
-        (None when it names a person erased meanwhile)."""
+        (None when it names a person or visitor erased meanwhile)."""
         with self.store.transaction() as connection:
             person_id = event.get("person_id")
             if person_id and not connection.execute("SELECT 1 FROM persons WHERE id = ?", (person_id,)).fetchone():
+                return None
+            visitor_id = event.get("visitor_id")
+            if visitor_id and not connection.execute("SELECT 1 FROM visitors WHERE id = ?",
+                                                     (visitor_id,)).fetchone():
                 return None
             connection.execute("UPDATE event_counters SET value = value + 1 WHERE name = 'seq'")
             seq = connection.execute("SELECT value FROM event_counters WHERE name = 'seq'").fetchone()[0]
@@ -75,10 +74,11 @@ class Outbox:
             stored = {k: v for k, v in event.items() if k != "thumbnail"}
             if self.history_days > 0:
                 connection.execute(
-                    "INSERT INTO events(seq, event_id, ts, type, camera, person_id, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO events(seq, event_id, ts, type, camera, person_id, payload, visitor_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (seq, event["event_id"], event["ts"], event["type"], event["camera"], person_id,
-                     _json(stored)))
-            self._queue(connection, seq, "events", _json(event), False, person_id)
+                     _json(stored), event.get("visitor_id")))
+            self._queue(connection, seq, "events", _json(event), False, person_id, event.get("visitor_id"))
             self._trim(connection)
         if self.bus is not None:
             self.bus.publish(stored)
@@ -102,10 +102,12 @@ class Outbox:
         """person id -> the presence last published."""
         return dict(self.store.connection.execute("SELECT person_id, state FROM person_state"))
 
-    def _queue(self, connection, seq, topic, payload, retain, person_id) -> None:
+    def _queue(self, connection, seq, topic, payload, retain, person_id, visitor_id=None) -> None:
         connection.execute(
-            "INSERT INTO event_outbox(seq, topic, payload, retain, person_id, created) VALUES (?, ?, ?, ?, ?, ?)",
-            (seq, topic, payload, int(retain), person_id, utc_iso(datetime.now(timezone.utc).timestamp())))
+            "INSERT INTO event_outbox(seq, topic, payload, retain, person_id, created, visitor_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (seq, topic, payload, int(retain), person_id, utc_iso(datetime.now(timezone.utc).timestamp()),
+             visitor_id))
 
     def _trim(self, connection) -> None:
         waiting = connection.execute("SELECT count(*) FROM event_outbox WHERE seq IS NOT NULL").fetchone()[0]

@@ -3,7 +3,8 @@ and one log line per event.
 
 Payload (topic `<prefix>/<device_id>/events`): event_id (uuid), seq (increasing per device), type
 (recognized | unknown | spoof | left), camera, track_id (per camera, counted from 1 at each start of the
-daemon), person_id, person_name, visitor_id (null: unknown visitors are not remembered yet), score (calibrated,
+daemon), person_id, person_name, visitor_id (an unknown track's anonymous visitor, device/visitors.py; null
+otherwise or when visitors.retention_days = 0), score (calibrated,
 0-1: for `recognized` the quality-weighted mean of the agreeing frames; for `unknown` the best score seen),
 liveness ({"score", "live"} or null when the camera does not check it), box [x, y, w, h] (pixels of the best
 frame), ts (ISO 8601 UTC, milliseconds), evidence (good frames the decision rests on), thumbnail (base64 JPEG of
@@ -26,11 +27,13 @@ class EventSink:
         self.outbox = outbox
         self.presence = presence
         self.thumbnails = thumbnails
+        self.listeners: list = []  # called with each published event (Home Assistant's camera states)
 
     def decided(self, camera: str, track, decision, ts: float) -> dict | None:
         event = {
             "type": decision.type, "camera": camera, "track_id": track.id,
-            "person_id": decision.person_id, "person_name": decision.person_name, "visitor_id": None,
+            "person_id": decision.person_id, "person_name": decision.person_name,
+            "visitor_id": decision.visitor_id,
             "score": decision.score, "liveness": decision.liveness, "box": list(decision.box),
             "ts": utc_iso(ts), "evidence": decision.evidence,
         }
@@ -47,7 +50,8 @@ class EventSink:
         event = {
             "type": "left", "camera": camera, "track_id": track.id,
             "person_id": decision.person_id if named else None,
-            "person_name": decision.person_name if named else None, "visitor_id": None,
+            "person_name": decision.person_name if named else None,
+            "visitor_id": decision.visitor_id if decision is not None else None,
             "score": None, "liveness": None, "box": [int(round(float(v))) for v in track.box],
             "ts": utc_iso(ts), "evidence": decision.evidence if decision else 0,
             "duration_s": round(track.last_seen - track.first_seen, 2),
@@ -61,6 +65,8 @@ class EventSink:
         published = self.outbox.record(event)
         if published is None:
             return None
+        for listener in self.listeners:
+            listener(published)
         who = published["person_name"] or "-"
         score = "" if published["score"] is None else f" score {published['score']:.2f}"
         live = published.get("liveness") or {}

@@ -84,6 +84,44 @@ EVENTS_SCHEMA = """
 """
 
 
+def _visitors(connection) -> None:
+    """Step 6: recurring unknown visitors (device/visitors.py). A visitor (uuid4) belongs to a collection and
+    keeps a few best faces (unit embedding as float32 bytes, aligned 112x112 JPEG, quality 0..1); times are Unix
+    seconds (retention compares them). Events and queued messages name their visitor, so that erasing one
+    (forget, retention) erases its events too. Idempotent."""
+    connection.execute("""
+        CREATE TABLE IF NOT EXISTS visitors (
+            id TEXT PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES collections(id) ON DELETE CASCADE,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            visits INTEGER NOT NULL DEFAULT 1,
+            camera TEXT
+        )""")
+    connection.execute("CREATE INDEX IF NOT EXISTS visitors_by_last_seen ON visitors(last_seen)")
+    connection.execute("""
+        CREATE TABLE IF NOT EXISTS visitor_faces (
+            id INTEGER PRIMARY KEY,
+            visitor_id TEXT NOT NULL REFERENCES visitors(id) ON DELETE CASCADE,
+            quality REAL NOT NULL,
+            embedding BLOB NOT NULL,
+            thumbnail BLOB NOT NULL,
+            created REAL NOT NULL
+        )""")
+    connection.execute("CREATE INDEX IF NOT EXISTS visitor_faces_by_visitor ON visitor_faces(visitor_id)")
+    for table in ("events", "event_outbox"):
+        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if "visitor_id" not in columns:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN visitor_id TEXT")
+        connection.execute(f"CREATE INDEX IF NOT EXISTS {table}_by_visitor ON {table}(visitor_id)")
+    connection.execute("""
+        CREATE TRIGGER IF NOT EXISTS visitor_erased AFTER DELETE ON visitors BEGIN
+            DELETE FROM visitor_faces WHERE visitor_id = old.id;
+            DELETE FROM events WHERE visitor_id = old.id;
+            DELETE FROM event_outbox WHERE visitor_id = old.id;
+        END""")
+
+
 # Each step takes the file from version i to i + 1. Append new steps; never edit a released one.
 MIGRATIONS: list = [  # SQL scripts, or functions of the connection
     f"""
@@ -148,6 +186,7 @@ MIGRATIONS: list = [  # SQL scripts, or functions of the connection
     _recode_faces,
     _photo_hashes_and_keys,
     EVENTS_SCHEMA,
+    _visitors,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

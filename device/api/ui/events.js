@@ -24,6 +24,11 @@ function matches(event) {
 
 function item(event, live) {
   const thumb = el("img", { alt: "", width: 56, height: 56, class: "placeholder" });
+  if (!event.person_id && event.visitor_id) {
+    thumb.addEventListener("error", () => thumb.removeAttribute("src"), { once: true });  // forgotten since
+    thumb.src = `/visitors/${encodeURIComponent(event.visitor_id)}/thumbnail.jpg`;
+    thumb.classList.remove("placeholder");
+  }
   if (event.person_id) {
     faceOf(event.person_id).then((faceId) => {
       if (faceId !== null) {
