@@ -52,10 +52,11 @@ class ApiServer:
     """`faced run` in a subprocess on 127.0.0.1 (a free port), with its own database, one API key (`key`,
     named `key_name`) and its log in `log_path`."""
 
-    def __init__(self, tmp: Path, config: dict | None = None):
+    def __init__(self, tmp: Path, config: dict | None = None, env: dict | None = None):
         import json as _json
         import socket
 
+        extra_env = env or {}
         self.tmp = tmp
         self.db = tmp / "faced.db"
         self.log_path = tmp / "server.log"
@@ -74,6 +75,7 @@ class ApiServer:
         self.tmpdir = tmp / "tmp"  # the server's own temporary folder (TMPDIR), for leftover checks
         self.tmpdir.mkdir()
         env["TMPDIR"] = str(self.tmpdir)
+        env.update(extra_env)
         self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "device.cli", "--config", str(self.config_path), "--db", str(self.db),

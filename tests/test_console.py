@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import REPO, ApiServer, b64file, run_faced, wait_for
+from tests.conftest import REPO, ApiServer, Broker, Subscriber, b64file, run_faced, wait_for
 
 EXAMPLES = "faces/face_recognition/examples"
 OBAMA = [f"{EXAMPLES}/obama.jpg", f"{EXAMPLES}/obama2.jpg", f"{EXAMPLES}/two_people.jpg"]  # the last: 2 faces
@@ -52,14 +52,39 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, data):
-    """`faced run` without a camera, its key, and one collection per test that enrols (duplicates are per
-    collection)."""
-    server = ApiServer(tmp_path_factory.mktemp("console"))
+def site_broker(tmp_path_factory):
+    """A real mosquitto for the console's server, and a subscriber to Home Assistant's discovery topics."""
+    if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")):
+        if ci():
+            pytest.fail("mosquitto is not installed: .ci/run installs it")
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    broker = Broker(tmp_path_factory.mktemp("console-broker")).start()
+    subscriber = Subscriber(broker.url, "homeassistant/#")
+    yield broker, subscriber
+    subscriber.close()
+    broker.stop()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, data, site_broker):
+    """`faced run` without a camera, with a broker, its key, and one collection per test that enrols
+    (duplicates are per collection)."""
+    broker, _ = site_broker
+    server = ApiServer(tmp_path_factory.mktemp("console"),
+                       env={"FACED_MQTT_URL": broker.url, "FACED_EVENTS_DEVICE_ID": "console"})
     for name in ("desk", "phone", "keys", "hostile"):
         assert server.post("/collections", {"collection_name": name}, {"x-api-key": server.key})[0] == 201
     yield server
     server.stop()
+
+
+def discovery_config(subscriber, person_id: str) -> bytes | None:
+    """The latest retained discovery config of a person's presence entity (b"" once emptied)."""
+    with subscriber.lock:
+        found = [payload for topic, payload, _ in subscriber.messages
+                 if topic.startswith("homeassistant/binary_sensor/") and topic.endswith("/config")
+                 and person_id.replace("-", "_") in topic.replace("-", "_")]
+    return found[-1] if found else None
 
 
 class Watch:
@@ -166,12 +191,16 @@ def test_security_headers_on_every_page(site):
     assert status == 404
 
 
-def test_enrol_search_and_erase(browser, site, data):
+def test_enrol_search_and_erase(browser, site, site_broker, data):
+    _, subscriber = site_broker
     context, page, watch = open_page(browser, site)
     sign_in(page, site.key)
     choose_collection(page, "desk")
     enrol(page, data, "Barack Obama")
     check_verdicts(page)
+    person_id = site.get("/persons?collection_name=desk", {"x-api-key": site.key})[1]["persons"][0]["person_id"]
+    wait_for(lambda: b"Barack Obama" in (discovery_config(subscriber, person_id) or b""), 60,
+             what="the person's Home Assistant discovery config")
     person = card(page, "Barack Obama")
     wait_for(lambda: thumbnails_loaded(page, "#people li.card img") >= 2, 60, what="the face thumbnails")
     blur_and_shoot(page, "people")
@@ -197,6 +226,8 @@ def test_enrol_search_and_erase(browser, site, data):
     assert card(page, "Barack Obama").count() == 0
     persons = site.get("/persons?collection_name=desk", {"x-api-key": site.key})[1]
     assert persons["total"] == 0
+    # Erased: the retained discovery config is emptied, so Home Assistant removes the entity.
+    wait_for(lambda: discovery_config(subscriber, person_id) == b"", 60, what="the emptied discovery config")
     watch.clean(page)
     assert not any(site.key in url for url in watch.urls)
     context.close()
