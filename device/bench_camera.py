@@ -16,6 +16,7 @@ that events really leave the outbox; --mqtt URL uses another broker.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import tempfile
@@ -172,9 +173,6 @@ def _worker(job: dict) -> dict:
     import cv2
 
     from .measure import peak_rss_mb
-    from .config import add_camera_flag, load_config
-    from .engine import Engine
-    from .service import Service
     from .vision import runtime
 
     runtime.QUIET = True
@@ -182,20 +180,7 @@ def _worker(job: dict) -> dict:
     width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
     capture.release()
     with tempfile.TemporaryDirectory(prefix="faced-bench-camera-") as folder:
-        overrides = {"store.db": str(Path(folder) / "bench.db"), "vision.threads": job["threads"],
-                     "api.host": "127.0.0.1", "api.port": 0, "mqtt.url": ""}
-        config = load_config(job.get("config_file"), env={}, overrides=overrides)
-        config.cameras.clear()
-        camera_config = add_camera_flag(config, f"bench={job['clip']}")
-        camera_config.liveness = job["liveness"]
-        camera_config.loop = job["plays"] > 1
-        with Engine(config, create=True) as engine:
-            engine.create_collection("bench")
-            for photo in job["photos"]:
-                engine.add_person("bench", Path(photo).stem.replace("-", " ").title(), [engine.photo_file(photo)])
-            service = Service(engine)
-            service.start()
-            camera = service.cameras["bench"]
+        with _daemon(job, folder, "bench", "", job["plays"] > 1) as (engine, service, camera):
             started = time.monotonic()
             while True:
                 time.sleep(0.2)
@@ -218,6 +203,30 @@ def _worker(job: dict) -> dict:
                 "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+@contextlib.contextmanager
+def _daemon(job: dict, folder: str, name: str, mqtt_url: str, loop: bool):
+    """The real Service on a temporary database (the job's photos enrolled) with the clip as camera `name`:
+    yields (engine, service, camera)."""
+    from .config import add_camera_flag, load_config
+    from .engine import Engine
+    from .service import Service
+
+    overrides = {"store.db": str(Path(folder) / f"{name}.db"), "vision.threads": job["threads"],
+                 "api.host": "127.0.0.1", "api.port": 0, "mqtt.url": mqtt_url, "events.device_id": name}
+    config = load_config(job.get("config_file"), env={}, overrides=overrides)
+    config.cameras.clear()
+    camera_config = add_camera_flag(config, f"{name}={job['clip']}")
+    camera_config.liveness = job["liveness"]
+    camera_config.loop = loop
+    with Engine(config, create=True) as engine:
+        engine.create_collection(name)
+        for photo in job["photos"]:
+            engine.add_person(name, Path(photo).stem.replace("-", " ").title(), [engine.photo_file(photo)])
+        service = Service(engine)
+        service.start()
+        yield engine, service, service.cameras[name]
+
+
 def _rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -231,9 +240,6 @@ def _soak_worker(job: dict) -> dict:
     import socket
     import subprocess
 
-    from .config import add_camera_flag, load_config
-    from .engine import Engine
-    from .service import Service
     from .vision import runtime
 
     runtime.QUIET = True
@@ -250,22 +256,9 @@ def _soak_worker(job: dict) -> dict:
                                       stderr=subprocess.DEVNULL)
             url = f"mqtt://127.0.0.1:{port}"
             time.sleep(0.5)
-        overrides = {"store.db": str(Path(folder) / "soak.db"), "vision.threads": job["threads"],
-                     "api.host": "127.0.0.1", "api.port": 0, "mqtt.url": url, "events.device_id": "soak"}
-        config = load_config(job.get("config_file"), env={}, overrides=overrides)
-        config.cameras.clear()
-        camera_config = add_camera_flag(config, f"soak={job['clip']}")
-        camera_config.liveness = job["liveness"]
-        camera_config.loop = True
         samples = []
         try:
-            with Engine(config, create=True) as engine:
-                engine.create_collection("soak")
-                for photo in job["photos"]:
-                    engine.add_person("soak", Path(photo).stem.replace("-", " ").title(), [engine.photo_file(photo)])
-                service = Service(engine)
-                service.start()
-                camera = service.cameras["soak"]
+            with _daemon(job, folder, "soak", url, True) as (engine, service, camera):
                 started = time.monotonic()
                 while True:
                     elapsed = time.monotonic() - started
