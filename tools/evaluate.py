@@ -286,10 +286,7 @@ def plot_roc(scores: np.ndarray, labels: np.ndarray, path: Path, title: str) -> 
     axes.set_ylabel("true accept rate")
     axes.set_title(f"ROC: {title} (AUC {roc_auc(scores, labels):.4f})")
     axes.grid(True, which="both", alpha=0.3)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 # ---------------------------------------------------------------------------------------------- onen
@@ -686,6 +683,16 @@ def cmd_calibrate(args) -> dict:
     return summary
 
 
+def save_figure(figure, path: Path) -> None:
+    """Write a plot as PNG (its folder made) and free it."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def set_sface_entry(pipeline: Pipeline, key: str, value: dict) -> None:
     """Write models/manifest.toml with [sface.<key>] replaced by `value` (calibration, human check)."""
     import tomli_w
@@ -818,10 +825,7 @@ def plot_det(scores: np.ndarray, live: np.ndarray, path: Path, threshold: float)
     axes.set_ylim(-0.02, 1.02)
     axes.grid(True, alpha=0.3)
     axes.legend()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 # ------------------------------------------------------------------------------------------------ main

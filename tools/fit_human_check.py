@@ -330,10 +330,7 @@ def plot(summary: dict, path: Path) -> None:
     axes.set_xscale("symlog")
     axes.grid(True, alpha=0.3)
     axes.legend()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    evaluate.save_figure(figure, path)
 
 
 def write(pipeline: Pipeline, model: dict, summary: dict) -> None:

@@ -83,7 +83,7 @@ def register(router: Router) -> None:
     @router.route("DELETE", "/collections/{collection_name}", shape=SHAPE, credential=key)
     def delete_collection(call: Call):
         erased = call.engine.delete_collection(call.params["collection_name"])
-        call.state.crops.clear()  # crops are anonymous: erasure removes them all (crops.py)
+        _forget_crops(call)
         return {"erased": erased}
 
     @router.route("POST", "/persons", shape=SHAPE, credential=key, pooled=True, body=True)
@@ -128,7 +128,7 @@ def register(router: Router) -> None:
     @router.route("DELETE", "/persons/{person_id}", shape=SHAPE, credential=key)
     def delete_person(call: Call):
         erased = call.engine.delete_person(call.params["person_id"])
-        call.state.crops.clear()  # crops are anonymous: erasure removes them all (crops.py)
+        _forget_crops(call)
         return {"erased": erased}
 
     @router.route("POST", "/persons/{person_id}/faces", shape=SHAPE, credential=key, pooled=True, body=True)
@@ -146,7 +146,7 @@ def register(router: Router) -> None:
     @router.route("DELETE", "/persons/{person_id}/faces/{face_id}", shape=SHAPE, credential=key)
     def delete_face(call: Call):
         erased = call.engine.delete_face(call.params["person_id"], face_id_param(call))
-        call.state.crops.clear()  # crops are anonymous: erasure removes them all (crops.py)
+        _forget_crops(call)
         return {"erased": erased}
 
     @router.route("GET", "/persons/{person_id}/faces/{face_id}/thumbnail.jpg", shape=SHAPE, credential=key)
@@ -157,3 +157,8 @@ def register(router: Router) -> None:
             raise NotFound(f"person {person.id} has no face {face_id}", "FACE_ID_NOT_FOUND")
         return Reply(raw=call.engine.thumbnail(face_id), content_type="image/jpeg",
                      headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _forget_crops(call: Call) -> None:
+    """After an erasure: served face crops are anonymous (crops.py), so every one held goes with it."""
+    call.state.crops.clear()
