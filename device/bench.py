@@ -370,8 +370,8 @@ def _check_stages(pipeline, image, face, frames: int) -> dict:
     if getattr(detector, "human", None) is not None:
         import dataclasses
 
-        def human_check():  # a fresh copy each time: the check aligns and embeds the face it is given
-            return detector.human.score(image, dataclasses.replace(face, aligned=None, embedding=None))
+        def human_check():  # a fresh copy each time: the check aligns (with its mesh) and embeds the face
+            return detector.human.score(image, dataclasses.replace(face, aligned=None, embedding=None, mesh=None))
 
         stages["human_check"] = _stats(_timed(human_check, frames)[0])
     return stages

@@ -184,6 +184,9 @@ class EmbedderConfig:
     # Test-time flip: average the face's and its mirror's embeddings (one more SFace run per face). It changes
     # the vectors: collections made with the other setting need `faced reembed` (README "Evaluation").
     flip: bool = False
+    # Where the alignment's eye points come from: "detector" (its landmarks) or "mesh" (the face mesh's eye
+    # centres; one more ~2 ms model run per face). Also part of the vectors' identity (faced reembed).
+    eyes: str = field(default="detector", metadata=_choice("detector", "mesh"))
 
 
 @dataclass

@@ -74,6 +74,32 @@ def test_cli_compare_without_face(faces_dir):
     assert "Traceback" not in result.stderr
 
 
+def test_mesh_eyes_align_on_the_mesh_and_fall_back_to_the_detector(pipeline, faces_dir):
+    """eyes="mesh": the crop is aligned on the mesh's eye centres (the detector's nose and mouth kept), the mesh
+    is kept on the face for later stages, and a mesh that sees no face leaves the detector's eyes."""
+    import dataclasses
+
+    from device.vision.align import Aligner, align_face
+
+    image = read_image_file(str(faces_dir / "face_recognition/examples/obama.jpg"))
+    face = dataclasses.replace(pipeline.detect(image)[0], aligned=None, embedding=None, mesh=None)
+    aligner = Aligner("mesh", pipeline.mesh)
+    points = aligner.points(image, face)
+    assert face.mesh is not None and face.mesh.presence >= 0.5
+    assert np.allclose(points[:2], face.mesh.eye_centres()) and np.allclose(points[2:], face.landmarks[2:])
+    eye_distance = float(np.linalg.norm(face.landmarks[1] - face.landmarks[0]))
+    assert 0 < float(np.abs(points[:2] - face.landmarks[:2]).max()) < 0.15 * eye_distance
+    crop = aligner.align(image, face)
+    assert np.array_equal(crop, align_face(image, points))
+    same = float(np.dot(pipeline.embedder.embed(crop), pipeline.embedder.embed(align_face(image, face.landmarks))))
+    assert 0.8 < same < 0.9999  # the same face, aligned a little differently
+    blank = np.full_like(image, 128)
+    nobody = dataclasses.replace(face, mesh=None)
+    assert np.allclose(aligner.points(blank, nobody), nobody.landmarks) and nobody.mesh.presence < 0.5
+    with pytest.raises(ValueError):
+        Aligner("nose")
+
+
 def test_flip_embedding_averages_the_face_and_its_mirror(pipeline, faces_dir):
     """With flip, a face and its mirror image give the same unit vector, unlike the plain embedding."""
     from device.vision.embedder import SFaceEmbedder, l2_normalise

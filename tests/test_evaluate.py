@@ -137,7 +137,7 @@ def test_central_face_choice():
 
 
 def test_pairs_face_choice_flip_and_detection_cache(faces_dir, tmp_path):
-    """--face and --flip reach the summary; a second run reuses the cached detections and gives the same
+    """--face, --flip and --eyes reach the summary; a second run reuses the cached detections and gives the same
     numbers as detecting again."""
     cache = tmp_path / "det.npz"
     args = ("pairs", str(faces_dir / "deepface/pairs_all.csv"), "--images", str(faces_dir / "deepface"))
@@ -154,6 +154,11 @@ def test_pairs_face_choice_flip_and_detection_cache(faces_dir, tmp_path):
     assert plain.returncode == 0, plain.stderr[-2000:]
     c = json.loads((tmp_path / "c.json").read_text())
     assert c["face"] == "central" and not c["embedder"]["precision"].endswith("+flip")
+    # the cache keeps the face check's eyes, which set the face mesh's crop for --eyes mesh
+    mesh = _evaluate("--no-flip", "--eyes", "mesh", *args, "--cache", str(cache), "--json", str(tmp_path / "d.json"))
+    assert mesh.returncode == 0, mesh.stderr[-2000:]
+    d = json.loads((tmp_path / "d.json").read_text())
+    assert d["embedder"]["precision"].endswith("+mesh-eyes") and d["auc"] >= 0.99
 
 
 def test_onen_enrols_probes_and_counts_strangers(faces_dir, tmp_path):

@@ -293,15 +293,23 @@ def test_flip_is_part_of_the_embedder_identity(pipeline):
     flipped = SFaceEmbedder(pipeline.manifest, variant.precision, flip=True).identity
     assert flipped == dict(plain, precision=variant.precision + "+flip")
     assert same_embedder(plain, dict(plain)) and not same_embedder(plain, flipped)
+    mesh_eyes = SFaceEmbedder(pipeline.manifest, variant.precision, eyes="mesh").identity
+    both = SFaceEmbedder(pipeline.manifest, variant.precision, flip=True, eyes="mesh").identity
+    assert mesh_eyes["precision"] == variant.precision + "+mesh-eyes"
+    assert both["precision"] == variant.precision + "+flip+mesh-eyes"
+    assert not same_embedder(plain, mesh_eyes) and not same_embedder(flipped, both)
 
 
-def test_collection_made_without_flip_is_refused_after_flip_until_reembedded(tmp_path, faces_dir):
+@pytest.mark.parametrize("variable, value, suffix", [("FACED_EMBEDDER_FLIP", "true", "+flip"),
+                                                    ("FACED_EMBEDDER_EYES", "mesh", "+mesh-eyes")])
+def test_collection_made_without_an_embedder_option_is_refused_after_it_until_reembedded(
+        tmp_path, faces_dir, variable, value, suffix):
     db = str(tmp_path / "faced.db")
     examples = faces_dir / "face_recognition/examples"
     assert run_faced("--db", db, "collections", "create", "home").returncode == 0
     assert run_faced("--db", db, "persons", "add", "--collection", "home", "--name", "Obama",
                      str(examples / "obama.jpg")).returncode == 0
-    flip = {"FACED_EMBEDDER_FLIP": "true"}
+    flip = {variable: value}
     refused = run_faced("--db", db, "search", str(examples / "obama2.jpg"), "--collection", "home", env=flip)
     assert refused.returncode == 1 and "EMBEDDER_MISMATCH" in refused.stderr and "reembed" in refused.stderr
     assert run_faced("--db", db, "reembed", "--collection", "home", env=flip).returncode == 0
@@ -309,7 +317,7 @@ def test_collection_made_without_flip_is_refused_after_flip_until_reembedded(tmp
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)["person_search_results"][0]["person_name"] == "Obama"
     listed = json.loads(run_faced("--db", db, "collections", "list", "--json", env=flip).stdout)
-    assert "+flip" in json.dumps(listed)
+    assert suffix in json.dumps(listed)
     # Back to the plain embedder: the flipped collection is refused in turn.
     again = run_faced("--db", db, "search", str(examples / "obama2.jpg"), "--collection", "home")
     assert again.returncode == 1 and "EMBEDDER_MISMATCH" in again.stderr

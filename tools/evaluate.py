@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Accuracy of faced's pipeline on labelled data: verification pairs, detection boxes, score calibration.
 
-  tools/evaluate.py pairs PAIRS --images ROOT --json OUT [--face central|largest] [--flip] [--cache NPZ] [--plot ROC.png]
+  tools/evaluate.py [--flip] [--eyes mesh] pairs PAIRS --images ROOT --json OUT [--face central|largest] [--cache NPZ]
+      [--plot ROC.png]
   tools/evaluate.py onen LABELS_CSV --images ROOT --json OUT [--enrol 2] [--strangers 200] [--flip]
   tools/evaluate.py boxes XML [XML ...] [--ignore XML] [--negatives PATH ...] [--scale S ...] --json OUT
   tools/evaluate.py calibrate [--data ../shared/data | --labels CSV] [--write] --json OUT
@@ -62,6 +63,8 @@ def config_overrides(args) -> dict:
         overrides["embedder.precision"] = args.precision
     if getattr(args, "flip", None) is not None:
         overrides["embedder.flip"] = args.flip
+    if getattr(args, "eyes", None):
+        overrides["embedder.eyes"] = args.eyes
     if getattr(args, "detector_precision", None):
         overrides["detector.precision"] = args.detector_precision
     return overrides
@@ -146,17 +149,23 @@ class DetectionCache:
         cached = self.entries.get(str(path))
         if cached is None:
             faces = pipeline.detect(image)
+            # The face check's eyes too: they set the face mesh's crop (embedder.eyes = "mesh").
             self.entries[str(path)] = [([float(v) for v in f.box], np.asarray(f.landmarks, float).ravel().tolist(),
-                                        float(f.score)) for f in faces]
+                                        float(f.score), _listed(f.check_eyes)) for f in faces]
             self.dirty = True
             return faces
-        return [Face(box=np.array(box, np.float32), landmarks=np.array(marks, np.float32).reshape(5, 2), score=score)
-                for box, marks, score in cached]
+        return [Face(box=np.array(box, np.float32), landmarks=np.array(marks, np.float32).reshape(5, 2), score=score,
+                     check_eyes=None if eyes is None else np.array(eyes, np.float32).reshape(2, 2))
+                for box, marks, score, eyes in cached]
 
     def save(self) -> None:
         if self.path is not None and self.dirty:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(self.path, key=np.array(self.key), entries=np.array(json.dumps(self.entries)))
+
+
+def _listed(points: np.ndarray | None) -> list[float] | None:
+    return None if points is None else np.asarray(points, float).ravel().tolist()
 
 
 def embed_images(pipeline: Pipeline, paths: list[Path], face: str = "largest", cache: DetectionCache | None = None
@@ -836,6 +845,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector-precision", help="detector precision (default: the manifest's)")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="embedder.flip: average the face's and its mirror's embeddings (default: config's)")
+    parser.add_argument("--eyes", choices=("detector", "mesh"),
+                        help="embedder.eyes: align on the detector's or the face mesh's eyes (default: config's)")
     commands = parser.add_subparsers(dest="command", required=True)
     pairs = commands.add_parser("pairs", help="verification accuracy on a pairs file")
     pairs.add_argument("pairs")

@@ -1,4 +1,10 @@
-"""Five-point similarity alignment to the 112x112 template the SFace/ArcFace family was trained on."""
+"""Five-point similarity alignment to the 112x112 template the SFace/ArcFace family was trained on.
+
+`Aligner` says where the five points come from: the detector's landmarks (the default), or with
+`embedder.eyes = "mesh"` the face mesh's eye centres in place of the detector's eyes (nose and mouth corners
+stay the detector's). The pipeline and the detector's human check share one aligner, so a face is aligned
+once, the same way, whichever stage aligns it first.
+"""
 from __future__ import annotations
 
 import cv2
@@ -32,6 +38,36 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray = TEMPLATE_112) -> np.
     scale = float(np.trace(np.diag(s) @ d) / src_var) if src_var > 0 else 1.0
     shift = dst_mean - scale * rotation @ src_mean
     return np.hstack([scale * rotation, shift[:, None]])
+
+
+EYE_SOURCES = ("detector", "mesh")
+# Below this face-presence probability the mesh's points are not trusted: the detector's eyes are used.
+MIN_MESH_PRESENCE = 0.5
+
+
+class Aligner:
+    def __init__(self, eyes: str = "detector", mesh=None):
+        """`eyes`: "detector" or "mesh"; `mesh`: the pipeline's FaceMesh (needed for "mesh")."""
+        if eyes not in EYE_SOURCES or (eyes == "mesh" and mesh is None):
+            raise ValueError(f"eyes must be one of {EYE_SOURCES}, and 'mesh' needs a face mesh")
+        self.eyes = eyes
+        self.mesh = mesh
+
+    def points(self, image: np.ndarray, face) -> np.ndarray:
+        """The five points the crop is aligned on (runs the mesh once per face when eyes come from it)."""
+        landmarks = np.asarray(face.landmarks, dtype=np.float64).reshape(5, 2)
+        if self.eyes == "detector":
+            return landmarks
+        if face.mesh is None:
+            eyes = face.eyes
+            face.mesh = self.mesh.run(image, face.box, eyes[0], eyes[1])
+        if face.mesh.presence < MIN_MESH_PRESENCE:
+            return landmarks
+        return np.vstack([face.mesh.eye_centres(), landmarks[2:]])
+
+    def align(self, image: np.ndarray, face) -> np.ndarray:
+        """The face's 112x112 RGB crop."""
+        return align_face(image, self.points(image, face))
 
 
 def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = ALIGNED_SIZE) -> np.ndarray:

@@ -37,14 +37,16 @@ class YuNetDetector:
     # tile, and larger faces are the first pass's.
     TILE_OVERLAP = 128
 
-    def __init__(self, manifest: Manifest, config: DetectorConfig, threads: int = 2, embedder=None):
-        """`embedder`: the pipeline's SFace, shared so that the human check's embedding is the face's."""
+    def __init__(self, manifest: Manifest, config: DetectorConfig, threads: int = 2, embedder=None, aligner=None):
+        """`embedder` and `aligner`: the pipeline's, shared so that the human check's crop and embedding are
+        the face's."""
         self.manifest = manifest
         self.config = config
         self.threads = threads
         self.model: TFLiteModel | None = None
         self.checker: FaceCheck | None = None
         self.embedder = embedder
+        self.aligner = aligner
         self.human: HumanCheck | None = None
         self._by_size: dict[tuple[int, int], TFLiteModel] = {}
         self._lock = threading.Lock()  # guards prepare and the per-size interpreter cache
@@ -67,7 +69,7 @@ class YuNetDetector:
             from .embedder import SFaceEmbedder
 
             embedder = self.embedder or SFaceEmbedder(self.manifest, "", self.threads)
-            self.human = HumanCheck(self.manifest.human_check(), embedder.prepare())
+            self.human = HumanCheck(self.manifest.human_check(), embedder.prepare(), self.aligner)
 
     @property
     def precision(self) -> str:
@@ -335,7 +337,7 @@ def _sigmoid(values: np.ndarray) -> np.ndarray:
 DETECTORS = {"yunet": YuNetDetector, "blazeface": BlazeFaceDetector}
 
 
-def make_detector(manifest: Manifest, config: DetectorConfig, threads: int = 2, embedder=None):
+def make_detector(manifest: Manifest, config: DetectorConfig, threads: int = 2, embedder=None, aligner=None):
     if config.backend == "yunet":
-        return YuNetDetector(manifest, config, threads, embedder=embedder)
+        return YuNetDetector(manifest, config, threads, embedder=embedder, aligner=aligner)
     return DETECTORS[config.backend](manifest, config, threads)

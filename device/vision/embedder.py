@@ -2,7 +2,8 @@
 
 With `flip`, the vector is the mean of the face's and its mirror image's unit vectors, L2-normalised again
 (test-time augmentation: one more network run per face). Flipped vectors differ from plain ones, so the flip is
-part of the embedder's identity: its precision reads e.g. "dynamic+flip".
+part of the embedder's identity: its precision reads e.g. "dynamic+flip". So is the alignment's eye source
+(`eyes="mesh"`, vision/align.py): "dynamic+mesh-eyes", or "dynamic+flip+mesh-eyes" with both.
 """
 from __future__ import annotations
 
@@ -13,16 +14,19 @@ from .runtime import TFLiteModel
 
 
 FLIP_SUFFIX = "+flip"
+MESH_EYES_SUFFIX = "+mesh-eyes"
 
 
 class SFaceEmbedder:
     name = "sface"
 
-    def __init__(self, manifest: Manifest, precision: str = "", threads: int = 2, flip: bool = False):
+    def __init__(self, manifest: Manifest, precision: str = "", threads: int = 2, flip: bool = False,
+                 eyes: str = "detector"):
         self.manifest = manifest
         self.requested_precision = precision
         self.threads = threads
         self.flip = flip
+        self.eyes = eyes  # where the crops' eye points come from (the aligner's): part of the identity
         self.model: TFLiteModel | None = None
 
     def prepare(self) -> "SFaceEmbedder":
@@ -34,7 +38,8 @@ class SFaceEmbedder:
     def identity(self) -> dict:
         """What produced the vectors: stores record it so that vectors of different models never mix."""
         variant = self.prepare().model.variant
-        precision = variant.precision + (FLIP_SUFFIX if self.flip else "")
+        precision = (variant.precision + (FLIP_SUFFIX if self.flip else "")
+                     + (MESH_EYES_SUFFIX if self.eyes == "mesh" else ""))
         return {"model": variant.model, "precision": precision, "sha256": variant.sha256}
 
     def embed(self, aligned_rgb: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
-from .align import align_face
+from .align import Aligner
 from .embedder import SFaceEmbedder
 from .face import Face
 
@@ -27,7 +27,7 @@ def human_features(raw_embedding: np.ndarray, detector_score: float, check_score
 
 
 class HumanCheck:
-    def __init__(self, params: dict, embedder: SFaceEmbedder):
+    def __init__(self, params: dict, embedder: SFaceEmbedder, aligner: Aligner | None = None):
         if not params or "weights" not in params:
             raise ModelError("models/manifest.toml has no [sface.human_check]: fit it with "
                              "tools/fit_human_check.py, or set detector.human_check = false")
@@ -38,6 +38,7 @@ class HumanCheck:
         if not len(self.weights) == len(self.mean) == len(self.scale):
             raise ModelError("[sface.human_check] weights, mean and scale differ in length")
         self.embedder = embedder
+        self.aligner = aligner or Aligner()
 
     def probability(self, features: np.ndarray) -> float:
         z = float(((features - self.mean) / self.scale) @ self.weights + self.bias)
@@ -46,7 +47,7 @@ class HumanCheck:
     def score(self, image_rgb: np.ndarray, face: Face) -> float:
         """Probability that `face` is a human face; fills the face's aligned crop and embedding on the way."""
         if face.aligned is None:
-            face.aligned = align_face(image_rgb, face.landmarks)
+            face.aligned = self.aligner.align(image_rgb, face)
         raw = self.embedder.embed_raw(face.aligned)
         face.embedding = self.embedder.from_raw(raw, face.aligned)
         check = face.check_score if face.check_score is not None else 0.0

@@ -42,6 +42,10 @@ class MeshResult:
     def mouth_corners(self) -> np.ndarray:
         return self.points[[MOUTH_RIGHT, MOUTH_LEFT], :2]
 
+    def eye_centres(self) -> np.ndarray:
+        """2 x 2: the subject's right then left eye centre (mean of each eye's corners), image pixels."""
+        return np.vstack([_eye_centre(self.points, RIGHT_EYE), _eye_centre(self.points, LEFT_EYE)])
+
     def eye_openness(self) -> float:
         """0 (closed) .. 1 (open): the less open of the two eyes."""
         return float(min(_openness(self.points, RIGHT_EYE), _openness(self.points, LEFT_EYE)))

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..config import Config
 from ..errors import FaceError
-from .align import align_face
+from .align import Aligner
 from .calibration import Calibration
 from .detector import make_detector
 from .embedder import SFaceEmbedder
@@ -37,11 +37,14 @@ class Pipeline:
         self.config = config or Config()
         self.manifest = manifest or Manifest(self.config.vision.models_dir or None)
         threads = self.config.vision.threads
-        self.embedder = SFaceEmbedder(self.manifest, self.config.embedder.precision, threads,
-                                      flip=self.config.embedder.flip)
-        # The detector shares the embedder: its human check's embedding is the face's recognition embedding.
-        self.detector = make_detector(self.manifest, self.config.detector, threads, embedder=self.embedder)
+        settings = self.config.embedder
+        self.embedder = SFaceEmbedder(self.manifest, settings.precision, threads, flip=settings.flip,
+                                      eyes=settings.eyes)
         self.mesh = FaceMesh(self.manifest, threads)
+        self.aligner = Aligner(settings.eyes, self.mesh)
+        # The detector shares the embedder and the aligner: its human check's crop and embedding are the face's.
+        self.detector = make_detector(self.manifest, self.config.detector, threads, embedder=self.embedder,
+                                      aligner=self.aligner)
         self._attributes = None
         self._liveness = None
         self._calibration: Calibration | None = None
@@ -92,7 +95,7 @@ class Pipeline:
     def align(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         for face in faces:
             if face.aligned is None:
-                face.aligned = align_face(image, face.landmarks)
+                face.aligned = self.aligner.align(image, face)
         return faces
 
     def add_mesh(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
