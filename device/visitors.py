@@ -32,6 +32,10 @@ from .imaging import encode_thumbnail
 from .validation import utc_iso
 
 DAY_S = 86400.0
+# A visitor row as _visitor() reads it (list and get).
+VISITOR_ROWS = ("SELECT v.id, c.name, v.first_seen, v.last_seen, v.visits, v.camera, "
+                "(SELECT count(*) FROM visitor_faces f WHERE f.visitor_id = v.id) FROM visitors v "
+                "JOIN collections c ON c.id = v.collection_id")
 
 
 @dataclass
@@ -111,9 +115,7 @@ class Visitors:
 
     # ------------------------------------------------------------------------------------- management
     def list(self, collection_name: str | None = None) -> list[dict]:
-        sql = ("SELECT v.id, c.name, v.first_seen, v.last_seen, v.visits, v.camera, "
-               "(SELECT count(*) FROM visitor_faces f WHERE f.visitor_id = v.id) FROM visitors v "
-               "JOIN collections c ON c.id = v.collection_id")
+        sql = VISITOR_ROWS
         values: tuple = ()
         if collection_name is not None:
             sql += " WHERE c.id = ?"
@@ -122,10 +124,7 @@ class Visitors:
         return [_visitor(r) for r in rows]
 
     def get(self, visitor_id: str) -> dict:
-        row = self.store.connection.execute(
-            "SELECT v.id, c.name, v.first_seen, v.last_seen, v.visits, v.camera, "
-            "(SELECT count(*) FROM visitor_faces f WHERE f.visitor_id = v.id) FROM visitors v "
-            "JOIN collections c ON c.id = v.collection_id WHERE v.id = ?", (str(visitor_id),)).fetchone()
+        row = self.store.connection.execute(VISITOR_ROWS + " WHERE v.id = ?", (str(visitor_id),)).fetchone()
         if row is None:
             raise NotFound(f"visitor {visitor_id!r} does not exist", "VISITOR_NOT_FOUND")
         return _visitor(row)
@@ -183,10 +182,7 @@ class Visitors:
         cutoff = now - self.config.retention_days * DAY_S if self.enabled else float("inf")
         with self.store.transaction() as connection:
             erased = connection.execute("DELETE FROM visitors WHERE last_seen < ?", (cutoff,)).rowcount
-            # face_log only has to reach back to what a running index has seen: indexes that are behind its
-            # oldest entry reload from the tables (device/store/index.py). Keep the newest entry (log_position).
-            trimmed = connection.execute(
-                "DELETE FROM face_log WHERE seq < (SELECT max(seq) FROM face_log)").rowcount
+            trimmed = self.store.trim_log(connection)
         if erased or trimmed:
             self.store.checkpoint()
         return {"visitors_erased": erased, "face_log_trimmed": trimmed,

@@ -187,6 +187,12 @@ class Store:
         """The newest entry of face_log: changes whenever any connection adds or removes a face."""
         return self.connection.execute("SELECT coalesce(max(seq), 0) FROM face_log").fetchone()[0]
 
+    def trim_log(self, connection) -> int:
+        """Delete every face_log entry but the newest (log_position); returns how many went. The log only has to
+        reach back to what a running index has seen: an index behind its oldest entry reloads from the tables
+        (device/store/index.py)."""
+        return connection.execute("DELETE FROM face_log WHERE seq < (SELECT max(seq) FROM face_log)").rowcount
+
     # ------------------------------------------------------------------------------------ collections
     def create_collection(self, name: str, embedder: dict) -> Collection:
         name = clean_name(name, "collection name")
