@@ -37,14 +37,23 @@ def _topic_id(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
 
 
+def _node(device_id: str) -> str:
+    return f"faced_{_topic_id(device_id)}"
+
+
+def person_config_topic(prefix: str, device_id: str, person_id: str) -> str:
+    """A person's discovery topic (its config; an empty retained config removes the entity)."""
+    return f"{prefix}/binary_sensor/{_node(device_id)}/person_{_topic_id(person_id)}/config"
+
+
 def configs(prefix: str, root: str, device_id: str, persons: dict[str, str], cameras: list[str]) -> dict:
     """Discovery topic -> config payload (dict) for every entity."""
-    node = f"faced_{_topic_id(device_id)}"
+    node = _node(device_id)
     common = {"availability_topic": f"{root}/availability", "payload_available": "online",
               "payload_not_available": "offline", "device": device_block(device_id)}
     result = {}
     for person_id, name in persons.items():
-        result[f"{prefix}/binary_sensor/{node}/person_{_topic_id(person_id)}/config"] = {
+        result[person_config_topic(prefix, device_id, person_id)] = {
             "name": name, "unique_id": f"{node}_person_{person_id}", "object_id": f"faced_{_topic_id(name)}",
             "device_class": "presence", "state_topic": f"{root}/person/{person_id}/state",
             "payload_on": "present", "payload_off": "absent", "icon": "mdi:account", **common}
@@ -71,8 +80,7 @@ class Discovery:
         self.device_id = device_id
         self.cameras = cameras  # name -> Camera (status() for fps and dropped)
         self.root = publisher.root
-        self.persons: dict[str, str] = {}
-        self.published_persons: dict[str, str] = {}
+        self.persons: dict[str, str] = {}  # id -> name of the persons whose configs are published
         self.camera_state = {name: {"last_person": "none", "unknown": set()} for name in cameras}
         self._lock = threading.Lock()
         self._next_attributes = 0.0
@@ -93,7 +101,6 @@ class Discovery:
             for topic, payload in configs(self.prefix, self.root, self.device_id, self.persons,
                                           list(self.cameras)).items():
                 self._publish(topic, payload)
-            self.published_persons = dict(self.persons)
             states = dict(self.store.connection.execute("SELECT person_id, state FROM person_state"))
             for person_id in self.persons:
                 self._publish(f"{self.root}/person/{person_id}/state", states.get(person_id, "absent"))
@@ -116,18 +123,17 @@ class Discovery:
             return
         with self._lock:
             current = self._read_persons()
-            if current == self.published_persons:
+            if current == self.persons:
                 self._maybe_attributes()
                 return
-            node = f"faced_{_topic_id(self.device_id)}"
-            for person_id in set(self.published_persons) - set(current):
-                self._publish(f"{self.prefix}/binary_sensor/{node}/person_{_topic_id(person_id)}/config", "")
-            changed = {p: n for p, n in current.items() if self.published_persons.get(p) != n}
+            for person_id in set(self.persons) - set(current):
+                self._publish(person_config_topic(self.prefix, self.device_id, person_id), "")
+            changed = {p: n for p, n in current.items() if self.persons.get(p) != n}
             for topic, payload in configs(self.prefix, self.root, self.device_id, changed, []).items():
                 self._publish(topic, payload)
-            for person_id in set(changed) - set(self.published_persons):
+            for person_id in set(changed) - set(self.persons):
                 self._publish(f"{self.root}/person/{person_id}/state", "absent")
-            self.persons = self.published_persons = current
+            self.persons = current
             self._maybe_attributes()
 
     # ------------------------------------------------------------------------------------ camera states
