@@ -58,12 +58,10 @@ class Aligner:
         landmarks = np.asarray(face.landmarks, dtype=np.float64).reshape(5, 2)
         if self.eyes == "detector":
             return landmarks
-        if face.mesh is None:
-            eyes = face.eyes
-            face.mesh = self.mesh.run(image, face.box, eyes[0], eyes[1])
-        if face.mesh.presence < MIN_MESH_PRESENCE:
+        mesh = self.mesh.of(image, face)
+        if mesh.presence < MIN_MESH_PRESENCE:
             return landmarks
-        return np.vstack([face.mesh.eye_centres(), landmarks[2:]])
+        return np.vstack([mesh.eye_centres(), landmarks[2:]])
 
     def align(self, image: np.ndarray, face) -> np.ndarray:
         """The face's 112x112 RGB crop."""

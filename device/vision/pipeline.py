@@ -101,9 +101,7 @@ class Pipeline:
     def add_mesh(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         """Run the face mesh (eye openness, head pose) on faces that do not have it yet."""
         for face in faces:
-            if face.mesh is None:
-                eyes = face.eyes  # the face check's eyes follow a tilted head better than YuNet's
-                face.mesh = self.mesh.run(image, face.box, eyes[0], eyes[1])
+            self.mesh.of(image, face)
         return faces
 
     def assess(self, image: np.ndarray, faces: list[Face], mesh: bool = True) -> list[Face]:
